@@ -1,0 +1,1 @@
+"""Subcommands of ``grader``; one module each (see grader.cli)."""

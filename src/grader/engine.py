@@ -1,0 +1,108 @@
+"""Grading one submission: intake, sandboxed worker, hidden suite, results.
+
+``GradingSession`` holds what a class run pays for once: the loaded reference,
+its memoised probe results, and the sandbox zygote with torch imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import grader
+from grader.client import WorkerClient
+from grader.intake import read_submission
+from grader.plugin import GradingPlugin, SuiteError, assign_points
+from grader.reference import load_reference
+from grader.results import Flag, Problem, SubmissionResult
+from grader.sandbox import Sandbox, SandboxConfig
+from grader.spec import AssignmentSpec
+from grader.testing import ReferenceImplementation, StudentImplementation
+
+SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
+
+
+class GradingSession:
+    def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False) -> None:
+        self.spec = spec
+        self.reference = ReferenceImplementation(spec, load_reference(spec.reference, spec.files))
+        self.sandbox_config = SandboxConfig(
+            tmp_mb=spec.limits.tmp_mb, memory_mb=spec.limits.memory_mb, max_processes=spec.limits.max_processes,
+            threads=threads, output_bytes=spec.limits.output_bytes, gpu=gpu)
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None or not self._sandbox.alive():
+            if self._sandbox is not None:
+                self._sandbox.close()
+            self._sandbox = Sandbox(self.sandbox_config)
+        return self._sandbox
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    def __enter__(self) -> "GradingSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def grade(self, folder: Path, student: str | None = None, targets: set[str] | None = None) -> SubmissionResult:
+        """Grade ``folder``; with ``targets``, only the tests of those classes run (the suite audit uses it)."""
+        started = time.monotonic()
+        spec = self.spec
+        intake = read_submission(folder, spec.files)
+        sandbox = self.sandbox
+        client = WorkerClient(sandbox, intake.files, import_timeout_s=spec.limits.import_timeout_s)
+        student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s)
+        plugin = GradingPlugin(spec, student_impl, self.reference, deadline=started + spec.limits.submission_timeout_s,
+                              targets=targets)
+        try:
+            run_suite(spec, plugin)
+        finally:
+            client.close()
+        tests = assign_points(spec, plugin.results, targets)
+        problems = list(intake.problems)
+        for file, error in sorted(client.broken.items()):
+            if not any(p.file == file and p.kind == "missing" for p in problems):
+                problems.append(Problem(file=file, kind="import" if error.kind in ("import", "missing") else error.kind,
+                                        message=error.message, detail=error.traceback))
+        flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "refused",
+                      detail=e.detail) for e in client.events]
+        flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
+        return SubmissionResult(
+            student=student or Path(folder).name, assignment=spec.id,
+            score=round(sum(t.score for t in tests), 4), max_score=round(sum(t.max_score for t in tests), 4),
+            execution_time=round(time.monotonic() - started, 3), tests=tests, problems=problems, flags=flags,
+            isolation=sandbox.isolation, grader_version=grader.__version__,
+            graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            artifacts=plugin.artifacts_store,
+        )
+
+
+def run_suite(spec: AssignmentSpec, plugin: GradingPlugin) -> None:
+    """Run the hidden suite in this process with nothing but our own configuration."""
+    args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests),
+            "-q", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    log = io.StringIO()
+    previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            code = pytest.main(args, plugins=[plugin])
+    finally:
+        if previous is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise SuiteError(f"the hidden suite for {spec.id} did not run (pytest exit {int(code)}):\n{log.getvalue()[-3000:]}")

@@ -1,0 +1,165 @@
+"""The assignment spec: one validated TOML file per assignment.
+
+Nothing assignment-specific lives in the engine: a new day is a new folder under
+``courses/`` with an ``assignment.toml``, its hidden and public tests, and paths
+to its reference solution and student skeleton.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from grader.results import Category
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(Strict):
+    """A class or function students implement."""
+
+    name: str
+    file: str
+    kind: Literal["class", "function"] = "class"
+
+    @field_validator("file")
+    @classmethod
+    def _plain_relative(cls, v: str) -> str:
+        if os.path.isabs(v) or ".." in Path(v).parts or not v.endswith(".py"):
+            raise ValueError(f"{v!r} must be a .py file inside the submission folder")
+        return v
+
+
+class RubricItem(Strict):
+    """Points for every test of one target in one category, split evenly among them."""
+
+    target: str
+    category: Category
+    points: float = Field(gt=0)
+    visible: bool = False
+
+
+class Limits(Strict):
+    request_timeout_s: float = Field(30.0, gt=0)
+    submission_timeout_s: float = Field(900.0, gt=0)
+    import_timeout_s: float = Field(20.0, gt=0)
+    memory_mb: int = Field(6144, ge=256)
+    max_processes: int = Field(64, ge=4)
+    output_bytes: int = Field(20_000, ge=1_000)
+    tmp_mb: int = Field(256, ge=16)
+
+
+class AssignmentSpec(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    title: str
+    reference: Path
+    skeleton: Path
+    hidden_tests: Path
+    public_tests: Path
+    files: list[str]
+    targets: list[Target]
+    rubric: list[RubricItem]
+    total_points: float = 100.0
+    limits: Limits = Limits()
+    root: Path = Field(exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AssignmentSpec":
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"targets: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
+        for t in self.targets:
+            if t.file not in self.files:
+                raise ValueError(f"targets: {t.name} lives in {t.file}, which is not in files")
+        seen = set()
+        for item in self.rubric:
+            if item.target not in names:
+                raise ValueError(f"rubric: unknown target {item.target!r}")
+            key = (item.target, item.category)
+            if key in seen:
+                raise ValueError(f"rubric: {item.target}/{item.category} listed twice")
+            seen.add(key)
+        graded = sum(i.points for i in self.rubric if i.category != "bonus")
+        if abs(graded - self.total_points) > 1e-9:
+            raise ValueError(f"rubric: non-bonus points add up to {graded:g}, not total_points={self.total_points:g}")
+        for field in ("reference", "skeleton", "hidden_tests", "public_tests"):
+            if not getattr(self, field).is_dir():
+                raise ValueError(f"{field}: {getattr(self, field)} is not a folder")
+        return self
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def rubric_item(self, target: str, category: str) -> RubricItem | None:
+        for item in self.rubric:
+            if item.target == target and item.category == category:
+                return item
+        return None
+
+
+SPEC_FILE = "assignment.toml"
+
+
+def load_spec(path: Path) -> AssignmentSpec:
+    """Load ``path`` (an assignment.toml or the folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SPEC_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    root = path.parent.resolve()
+    for field in ("reference", "skeleton", "hidden_tests", "public_tests"):
+        if isinstance(raw.get(field), str):
+            raw[field] = (root / raw[field]).resolve()
+    try:
+        return AssignmentSpec(**raw, root=root)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise SpecError(f"{path}: field {where}: {first['msg']}") from None
+
+
+def courses_dir() -> Path:
+    """Where assignments live: $GRADER_COURSES, else the project's ``courses/``."""
+    env = os.environ.get("GRADER_COURSES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "courses"
+
+
+def available() -> dict[str, Path]:
+    base = courses_dir()
+    if not base.is_dir():
+        return {}
+    return {p.parent.name: p for p in sorted(base.glob(f"*/{SPEC_FILE}"))}
+
+
+def find_spec(assignment: str | None) -> AssignmentSpec:
+    """The spec named ``assignment``, or the only one there is when it is None."""
+    found = available()
+    if assignment is None:
+        if len(found) != 1:
+            raise SpecError(
+                f"choose an assignment with --assignment ({', '.join(found) or 'none found in ' + str(courses_dir())})"
+            )
+        assignment = next(iter(found))
+    if assignment not in found:
+        raise SpecError(f"unknown assignment {assignment!r}; known: {', '.join(found) or 'none'}")
+    return load_spec(found[assignment])

@@ -1,0 +1,154 @@
+"""The test-author API: what a hidden or audit suite imports.
+
+A hidden test reads like ordinary pytest::
+
+    @grade("ResidualBlock", "params")
+    def test_projection_params(student, reference):
+        \"\"\"ResidualBlock(64, 128, stride=2) has the lesson's parameter count.\"\"\"
+        got = student.build("ResidualBlock", 64, 128, 2).probe("param_count")
+        want = reference.build("ResidualBlock", 64, 128, 2).probe("param_count")
+        check_equal(got["total"], want["total"], "parameter count", hint=...)
+
+``student`` sends each probe to the sandboxed worker; ``reference`` runs the same
+probe (``grader.worker.probes``) here, on the reference solution, memoised for
+the whole run. Points come from the assignment's rubric, never from the test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+from grader.client import SubmissionError, WorkerClient
+from grader.spec import AssignmentSpec
+from grader.worker import probes as probe_library
+
+__all__ = ["grade", "Mistake", "SubmissionError", "check", "check_equal", "commas", "Built",
+           "StudentImplementation", "ReferenceImplementation"]
+
+
+def grade(target: str, category: str, *, timeout: float | None = None) -> pytest.MarkDecorator:
+    """Tag a test with the class or function under test and one rubric category."""
+    return pytest.mark.grade(target=target, category=category, timeout=timeout)
+
+
+class Mistake(AssertionError):
+    """A check that failed: what was expected, what was found, and the likely cause."""
+
+    def __init__(self, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = None if expected is None else str(expected)
+        self.found = None if found is None else str(found)
+        self.hint = hint
+        self.data = data or {}
+
+
+def check(condition: bool, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None) -> None:
+    if not condition:
+        raise Mistake(message, expected=expected, found=found, hint=hint)
+
+
+def check_equal(found: Any, expected: Any, what: str, *, hint: str | None = None) -> None:
+    if found != expected:
+        show = commas if isinstance(expected, int) and not isinstance(expected, bool) else str
+        raise Mistake(f"{what} differs", expected=show(expected), found=show(found), hint=hint)
+
+
+def commas(n: int | float) -> str:
+    return f"{n:,}"
+
+
+def _call_text(target: str, args: tuple, kwargs: dict) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{target}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A recipe (target and constructor arguments) that probes run against."""
+
+    impl: "Implementation"
+    target: str
+    args: tuple
+    kwargs: dict
+    construct: bool = True
+
+    def probe(self, name: str, *, timeout: float | None = None, **params: Any) -> dict[str, Any]:
+        if name not in probe_library.PROBES:
+            raise KeyError(f"no probe named {name!r}")
+        return self.impl.run_probe(self, name, params, timeout)
+
+    def __str__(self) -> str:
+        return _call_text(self.target, self.args, self.kwargs)
+
+
+class Implementation:
+    spec: AssignmentSpec
+
+    def build(self, target: str, *args: Any, **kwargs: Any) -> Built:
+        return Built(self, target, args, kwargs)
+
+    def function(self, target: str) -> Built:
+        """The function object itself, for probes that call it with data they make."""
+        return Built(self, target, (), {}, construct=False)
+
+    def call(self, target: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a function target and return its value as plain data."""
+        return Built(self, target, args, kwargs).probe("call_function")["value"]
+
+    def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class StudentImplementation(Implementation):
+    def __init__(self, client: WorkerClient, spec: AssignmentSpec, default_timeout: float) -> None:
+        self.client = client
+        self.spec = spec
+        self.default_timeout = default_timeout
+        self.stdout: list[str] = []
+
+    def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        target = self.spec.target(built.target)
+        reply = self.client.probe(name, target.file, target.name, target.kind, list(built.args), dict(built.kwargs),
+                                  params, timeout or self.default_timeout, construct=built.construct)
+        if reply["stdout"]:
+            self.stdout.append(reply["stdout"])
+        return reply["result"]
+
+
+class ReferenceImplementation(Implementation):
+    """Runs probes on the reference solution in this (trusted) process, memoised."""
+
+    def __init__(self, spec: AssignmentSpec, modules: dict[str, Any]) -> None:
+        self.spec = spec
+        self.modules = modules
+        self.memo: dict[str, dict[str, Any]] = {}
+
+    def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        key = json.dumps([built.target, built.args, built.kwargs, built.construct, name, params], sort_keys=True, default=repr)
+        if key not in self.memo:
+            target = self.spec.target(built.target)
+            obj = getattr(self.modules[target.file], target.name)
+            build: Callable[[], Any] = (lambda: obj(*built.args, **built.kwargs)) if built.construct else (lambda: obj)
+            import torch
+
+            with torch.random.fork_rng():
+                result = probe_library.PROBES[name](build, **params)
+            self.memo[key] = _plain_copy(result)
+        return self.memo[key]
+
+
+def _plain_copy(result: dict[str, Any]) -> dict[str, Any]:
+    """The reference's result as the student's arrives: through the wire format."""
+    from grader.worker import protocol
+
+    raw = protocol.encode(result)
+    import struct
+
+    (n,) = struct.unpack(">I", raw[:4])
+    return protocol.decode(raw[4 : 4 + n], raw[4 + n :])
