@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -89,17 +90,29 @@ class GradingSession:
         )
 
 
+def _forget_modules_under(folder: Path) -> None:
+    """Drop a suite's modules so that another suite with the same file names imports its own."""
+    prefix = str(Path(folder).resolve())
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(prefix):
+            del sys.modules[name]
+
+
 def run_suite(spec: AssignmentSpec, plugin: GradingPlugin) -> None:
     """Run the hidden suite in this process with nothing but our own configuration."""
-    args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests),
+    args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests), "--import-mode=importlib",
             "-q", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     log = io.StringIO()
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    # Suites import their own helper modules (``import checks``) from their folder.
+    sys.path.insert(0, str(spec.hidden_tests))
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             code = pytest.main(args, plugins=[plugin])
     finally:
+        sys.path.remove(str(spec.hidden_tests))
+        _forget_modules_under(spec.hidden_tests)
         if previous is None:
             os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
         else:

@@ -89,6 +89,10 @@ class GradingPlugin:
             config.hook.pytest_deselected(items=[i for i in items if i not in keep])
             items[:] = keep
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            raise SuiteError(f"the hidden suite failed to collect {report.nodeid}:\n{report.longreprtext[-2000:]}")
+
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "grade(target, category, timeout): the class under test and rubric category")
 

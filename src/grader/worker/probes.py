@@ -452,3 +452,8 @@ def plain(value: Any, depth: int = 0) -> Any:
 def call_function(build: Callable[[], Any]) -> dict[str, Any]:
     """Call a function target (``build`` does the call) and return its value as plain data."""
     return {"value": plain(build())}
+
+
+# Probes for the practice tasks (training loops, visualisation) live beside this
+# module and register themselves in PROBES on import.
+from . import probes_tasks  # noqa: E402,F401

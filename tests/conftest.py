@@ -1,0 +1,49 @@
+"""Fixtures shared by the project's own tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MINICOURSE = ROOT / "tests" / "fixtures" / "minicourse"
+
+
+@pytest.fixture(scope="session")
+def minispec():
+    from grader.spec import load_spec
+
+    return load_spec(MINICOURSE)
+
+
+@pytest.fixture(scope="module")
+def minisession(minispec):
+    from grader.engine import GradingSession
+
+    with GradingSession(minispec) as session:
+        yield session
+
+
+@pytest.fixture
+def make_submission(tmp_path):
+    """Write a submission folder from {relative path: text} and return it."""
+
+    def make(files: dict[str, str], name: str = "student") -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text, encoding="utf-8")
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def minicourse_copy(tmp_path):
+    """A writable copy of the mini course, for tests that change its spec or suite."""
+    dest = tmp_path / "courses" / "mini"
+    shutil.copytree(MINICOURSE, dest)
+    return dest
