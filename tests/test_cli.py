@@ -11,7 +11,7 @@ from grader.cli import build_parser
 
 
 def grader(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True, timeout=120)
 
 
 def subcommands() -> list[str]:

@@ -56,4 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so that errors raised as grader.cli.UsageError are caught here.
+    from grader.cli import main as package_main
+
+    sys.exit(package_main())

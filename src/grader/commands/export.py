@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
+from grader import gradescope
 from grader.cli import UsageError
 from grader.commands.report import open_out_dir, warn_unreadable
 from grader.report import exports
@@ -84,6 +86,7 @@ def _json_run(args: argparse.Namespace) -> int:
 FORMATS: dict[str, ExportFormat] = {
     "csv": ExportFormat("a gradebook CSV: one row per student, points per category", _csv_arguments, _csv_run),
     "json": ExportFormat("a JSON summary of every student's results, for scripts", _json_arguments, _json_run),
+    "gradescope": ExportFormat(gradescope.EXPORT_HELP, gradescope.export_arguments, gradescope.export_run),
 }
 
 

@@ -29,12 +29,12 @@ def report_href(folder: str) -> str:
     return f"{quote(folder, safe='')}/{REPORT_FILE}"
 
 
-def histogram(values: list[float], *, width: int = 640, height: int = 260) -> dict[str, Any]:
+def histogram(values: list[float], *, width: int = 640, height: int = 270) -> dict[str, Any]:
     """Ten bins of percent (the last one holds 100), as geometry for an inline SVG."""
     counts = [0] * 10
     for v in values:
         counts[min(9, max(0, int(v // 10)))] += 1
-    left, right, top, bottom = 48, 12, 22, 44
+    left, right, top, bottom = 48, 12, 22, 50
     pw, ph = width - left - right, height - top - bottom
     step = max(1, int(nice_step(max(counts) or 1, 4)))
     y_max = max(step, -(-max(counts) // step) * step)

@@ -38,8 +38,8 @@ class Collection:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "file"
-        return f"not a valid {results.FULL_RESULTS_FILE}: {where}: {first.get('msg', exc)}"
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"not a valid {results.FULL_RESULTS_FILE}: {where + ': ' if where else ''}{first.get('msg', exc)}"
     if isinstance(exc, json.JSONDecodeError):
         return f"not valid JSON: {exc.msg} at line {exc.lineno}"
     if isinstance(exc, UnicodeDecodeError):

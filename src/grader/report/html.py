@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jinja2
 
-from grader.results import CATEGORIES, Outcome, SubmissionResult, TestResult, write_atomic
+from grader.results import (
+    CATEGORIES,
+    Outcome,
+    SubmissionResult,
+    TestResult,
+    write_atomic,
+)
 
 REPORT_FILE = "report.html"
 STDOUT_LIMIT = 2_000  # characters of student-printed output shown per test
@@ -129,7 +136,7 @@ def line_plot(
     ``clip_to`` (the reference) is given, values above 4x its largest value are
     drawn on the top edge so one diverging run does not flatten the other line.
     """
-    left, right, top, bottom = 64, 16, 14, 48
+    left, right, top, bottom = 64, 16, 14, 56
     finite = [f for _, vals, _ in series for f in map(_finite, vals) if f is not None]
     if not finite:
         return None
@@ -213,6 +220,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["points"] = points
     env.filters["thousands"] = thousands
+    env.filters["point_word"] = lambda x: "point" if x == 1 else "points"
     env.globals["CATEGORY_LABELS"] = CATEGORY_LABELS
     return env
 

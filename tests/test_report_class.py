@@ -1,0 +1,160 @@
+"""The class report and `grader report DIR`."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pytest
+from resultfactory import MAX_SCORE, make_result
+
+from grader import cli
+from grader.report import write_class_report
+from grader.report.classreport import class_view, histogram, report_href
+from grader.report.collect import collect
+from grader.results import save
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+
+
+def three_students(out: Path) -> None:
+    """a: everything passes; b: everything fails; c: everything fails and inception.py does not import."""
+    save(make_result("a", p_pass=1.0, broken_files=(), flags=False), out / "a")
+    save(make_result("b", p_pass=0.0, broken_files=(), flags=False), out / "b")
+    save(make_result("c", p_pass=0.0, broken_files=("inception.py",), flags=True), out / "c")
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    three_students(tmp_path)
+    return tmp_path
+
+
+def test_aggregation_numbers(out):
+    view = class_view(collect(out))
+    assert [s["student"] for s in view["students"]] == ["a", "b", "c"]
+    tests = {(t["target"], t["name"]): t for t in view["tests"]}
+
+    resnet = tests[("ResNet", "ResNet-18 parameter count")]
+    assert (resnet["passed"], resnet["failed"], resnet["error"], resnet["ran"]) == (1, 2, 0, 3)
+    assert resnet["pass_rate"] == pytest.approx(100 / 3)
+    inception = tests[("SimplifiedInception", "branch kernel sizes and order")]
+    assert (inception["passed"], inception["failed"], inception["error"], inception["not_passed"]) == (1, 1, 1, 2)
+    cuda = tests[("ResNet", "forward on CUDA")]
+    assert cuda["skipped"] == 3 and cuda["pass_rate"] is None
+    # sorted by how many students did not pass, the never-run test last
+    assert [t["not_passed"] for t in view["tests"]] == sorted((t["not_passed"] for t in view["tests"]), reverse=True)
+    assert view["tests"][-1]["name"] == "forward on CUDA"
+    # same test name in two classes stays two rows
+    assert ("MobileNetV1", "parameter count") in tests and ("DepthwiseSeparableConv", "parameter count (32, 64)") in tests
+
+    cats = {c["name"]: c for c in view["categories"]}
+    assert cats["params"]["students_failed"] == 2
+    assert cats["device"]["skipped"] == 3
+    assert view["categories"][0]["students_failed"] >= view["categories"][-1]["students_failed"]
+
+    mistakes = {(m["target"], m["name"]): m for m in view["mistakes"]}
+    m = mistakes[("ResNet", "ResNet-18 parameter count")]
+    assert m["count"] == 2 and "bias=True" in m["hint"]["text"]
+    assert [s["student"] for s in m["students"]] == ["b", "c"]
+    assert ("SimplifiedInception", "branch kernel sizes and order") in mistakes
+    assert mistakes[("SimplifiedInception", "branch kernel sizes and order")]["count"] == 1  # c's is an error
+
+    counts = [b["count"] for b in view["histogram"]["bars"]]
+    assert counts == [2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert view["stats"]["count"] == 3
+    assert view["stats"]["max"] == pytest.approx(100 * (MAX_SCORE - 1) / MAX_SCORE)
+    assert [f["student"] for f in view["flagged"]] == ["c"]
+
+
+def test_histogram_bins_include_100_in_the_last_bin():
+    h = histogram([0, 9.99, 10, 55, 99.9, 100])
+    assert [b["count"] for b in h["bars"]] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert h["bars"][-1]["label"] == "90–100%"
+
+
+def test_class_report_page(out):
+    for name in "abc":
+        (out / name / "report.html").write_text("x")
+    path = write_class_report(out)
+    assert path == out / "class-report.html"
+    page = path.read_text(encoding="utf-8")
+    assert 'id="histogram"' in page and "<rect class=\"bar\"" in page
+    for name in "abc":
+        assert f'href="{name}/report.html"' in page
+    assert "Most common mistakes" in page and "2 students" in page
+    assert "NameError" in page  # c's import problem is flagged
+    assert "timeout" in page and "refused" in page
+    assert "<script" not in page
+
+
+def test_unreadable_listed_and_folders_without_results_ignored(out):
+    (out / "broken").mkdir()
+    (out / "broken" / "grading.json").write_text("{not json", encoding="utf-8")
+    (out / "wrong-shape").mkdir()
+    (out / "wrong-shape" / "grading.json").write_text(json.dumps({"student": "x"}), encoding="utf-8")
+    (out / "not-graded-yet").mkdir()
+    (out / "stray-file.txt").write_text("hello")
+    found = collect(out)
+    assert [g.folder for g in found.graded] == ["a", "b", "c"]
+    assert [u.folder for u in found.unreadable] == ["broken", "wrong-shape"]
+    assert all("\n" not in u.reason for u in found.unreadable)
+    page = write_class_report(out).read_text(encoding="utf-8")
+    assert "Unreadable results (2)" in page and "broken" in page and "wrong-shape" in page
+    assert "not-graded-yet" not in page
+
+
+def test_class_report_escapes_student_ids_and_folder_names(tmp_path):
+    folder = IMG  # a legal folder name
+    r = make_result(SCRIPT + IMG, p_pass=0.0)
+    r.tests[2].hint = SCRIPT
+    r.problems[0].message = SCRIPT + IMG
+    r.flags[0].detail = SCRIPT + IMG
+    save(r, tmp_path / folder)
+    write_class_report(tmp_path)  # first without the report: no link
+    (tmp_path / folder / "report.html").write_text("x")
+    page = write_class_report(tmp_path).read_text(encoding="utf-8")
+    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert html.escape(SCRIPT) in page
+    assert f'href="{report_href(folder)}"' in page
+    assert report_href(folder) == "%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E/report.html"
+
+
+def test_empty_class_report(tmp_path):
+    page = write_class_report(tmp_path).read_text(encoding="utf-8")
+    assert "0 submissions graded" in page and "No submission could be read." in page
+
+
+# ---------------------------------------------------------------- grader report
+
+
+def test_command_rebuilds_student_reports_and_class_report(out, capsys):
+    (out / "broken").mkdir()
+    (out / "broken" / "grading.json").write_text("[]", encoding="utf-8")
+    assert cli.main(["report", str(out)]) == 0
+    for name in "abc":
+        assert (out / name / "report.html").is_file()
+    assert (out / "class-report.html").is_file()
+    captured = capsys.readouterr()
+    assert "class-report.html" in captured.out and "3 student reports" in captured.out
+    assert "broken" in captured.err
+
+
+def test_command_on_one_student_folder(out, capsys):
+    assert cli.main(["report", str(out / "b")]) == 0
+    assert (out / "b" / "report.html").is_file()
+    assert not (out / "class-report.html").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "file", "empty"])
+def test_command_bad_dir_is_a_one_line_usage_error(tmp_path, capsys, case):
+    target = tmp_path / "x"
+    if case == "file":
+        target.write_text("x")
+    elif case == "empty":
+        target.mkdir()
+    assert cli.main(["report", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grader report: error:") and "\n" not in err
