@@ -94,12 +94,9 @@ def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
 
-def _ancestors(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.AST]:
-    found = []
-    while node in parents:
-        node = parents[node]
-        found.append(node)
-    return found
+def _is_compound(stmt: ast.stmt) -> bool:
+    """A statement with blocks of its own (def, class, if, for, while, with, try, match)."""
+    return isinstance(getattr(stmt, "body", None), list) or isinstance(getattr(stmt, "cases", None), list)
 
 
 def _qualname(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
@@ -158,17 +155,19 @@ def make_stub(source: str, filename: str = "<reference>") -> str:
     replacements: list[tuple[_Region, list[str]]] = []
     for region in regions:
         inside = [s for s in statements if region.begin < s.lineno < region.end]
-        if not inside:
-            raise SkeletonError(f"{filename}:{region.begin}: the solution region holds no code")
-        enclosing = {id(a) for s in inside for a in _ancestors(s, parents)}
         split = [s for s in inside if (s.end_lineno or s.lineno) > region.end] + [
-            s for s in statements if s.lineno < region.begin <= (s.end_lineno or 0) and id(s) not in enclosing
+            s
+            for s in statements
+            if not _is_compound(s)
+            and any(s.lineno < marker <= (s.end_lineno or s.lineno) for marker in (region.begin, region.end))
         ]
         if split:
             raise SkeletonError(
                 f"{filename}:{region.begin}: the solution region (lines {region.begin}-{region.end}) "
                 f"splits the statement at line {split[0].lineno}; markers must enclose whole statements"
             )
+        if not inside:
+            raise SkeletonError(f"{filename}:{region.begin}: the solution region holds no code")
         inside_ids = {id(s) for s in inside}
         top = [s for s in inside if id(parents.get(s)) not in inside_ids]
         owners = {id(parents[s]) for s in top}
