@@ -1,0 +1,54 @@
+"""Time the hidden suite on the reference, per category, on this machine.
+
+    .venv/bin/python bench/suite_time.py [--assignment day09] [--gpu] [--repeat 2]
+
+The first grading includes the reference's own probes (memoised afterwards);
+later ones show the per-submission cost in a class run. Prints the machine,
+wall time per grading, and the time per category of the last grading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections import defaultdict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assignment", default="day09")
+    parser.add_argument("--gpu", action="store_true", help="let the worker use CUDA")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from grader.engine import GradingSession
+    from grader.spec import find_spec
+
+    spec = find_spec(args.assignment)
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    started = time.monotonic()
+    with GradingSession(spec, gpu=args.gpu) as session:
+        session.sandbox  # start the zygote before timing
+        print(f"sandbox start-up: {time.monotonic() - started:.1f} s ({session.sandbox.isolation})")
+        for i in range(args.repeat):
+            t0 = time.monotonic()
+            result = session.grade(spec.reference, "reference")
+            wall = time.monotonic() - t0
+            print(f"grading {i + 1}: {wall:.1f} s wall, score {result.score:g}/{result.max_score:g}")
+    per_category: dict[str, float] = defaultdict(float)
+    for t in result.tests:
+        per_category[t.category] += t.duration_s
+    for category, seconds in sorted(per_category.items(), key=lambda kv: -kv[1]):
+        print(f"  {category:<10} {seconds:6.2f} s")
+    not_passed = [f"{t.outcome.value}: {t.target} {t.name} - {t.message}" for t in result.tests if t.outcome.value != "passed"]
+    for line in not_passed:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
