@@ -22,6 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# An optimizer's first use imports torch._dynamo (about 1 s). Importing it with
+# this module lets the zygote pay once instead of every forked worker.
+import torch._dynamo  # noqa: E402,F401
+
 # Captured before any student module is imported, so that monkeypatching the
 # classes later does not change how we count or walk modules.
 _named_modules = nn.Module.named_modules
@@ -78,6 +82,22 @@ def keyed_values(fam: str, role: str, shape: tuple[int, ...]) -> torch.Tensor:
     return 0.1 * torch.randn(n, generator=gen, dtype=torch.float64).reshape(shape)
 
 
+# Keyed values already generated in this process, reused by keyed_fill (networks
+# share many shapes and the suites fill the same network several times).
+_KEYED_CACHE: dict[tuple[str, str, tuple[int, ...]], torch.Tensor] = {}
+_KEYED_CACHE_LIMIT = 24_000_000  # elements (about 190 MB of float64)
+
+
+def _cached_keyed_values(fam: str, role: str, shape: tuple[int, ...]) -> torch.Tensor:
+    key = (fam, role, shape)
+    values = _KEYED_CACHE.get(key)
+    if values is None:
+        values = keyed_values(fam, role, shape)
+        if sum(int(_tensor_numel(v)) for v in _KEYED_CACHE.values()) + int(_tensor_numel(values)) <= _KEYED_CACHE_LIMIT:
+            _KEYED_CACHE[key] = values
+    return values
+
+
 @torch.no_grad()
 def keyed_fill(model: nn.Module) -> None:
     """Fill every floating parameter and buffer with keyed values, in float64."""
@@ -88,7 +108,7 @@ def keyed_fill(model: nn.Module) -> None:
             for role, tensor in store.items():
                 if tensor is None or not tensor.is_floating_point():
                     continue
-                tensor.copy_(keyed_values(fam, role, tuple(tensor.shape)))
+                tensor.copy_(_cached_keyed_values(fam, role, tuple(tensor.shape)))
 
 
 def make_input(shape: list[int], seed: int = 0, positive: bool = False, dtype=torch.float64) -> torch.Tensor:
@@ -370,8 +390,13 @@ def logits_check(build: Callable[[], Any], input_shape: list[int]) -> dict[str, 
 @probe
 def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, lr: float = 1e-3,
             num_classes: int = 10, seed: int = 0, kaiming: bool = False, dropout_off: bool = True,
-            target_loss: float = 0.1) -> dict[str, Any]:
-    """Overfit one small batch with Adam in train mode; stop early once the loss is below target."""
+            target_loss: float = 0.1, mode: str = "train") -> dict[str, Any]:
+    """Overfit one small batch with Adam in train mode; stop early once the loss is below target.
+
+    ``mode="eval"`` trains with the module in eval mode: for a network without
+    BatchNorm that is train mode with every kind of dropout off, ``F.dropout``
+    included.
+    """
     torch.manual_seed(seed)
     model = as_module(build())
     if kaiming:
@@ -379,7 +404,7 @@ def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, l
     if dropout_off:
         set_dropout(model, 0.0)
     _to(model, torch.float32)
-    _train(model, True)
+    _train(model, mode == "train")
     x = make_input(input_shape, seed=seed, dtype=torch.float32)
     y = torch.arange(input_shape[0]) % num_classes
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -454,6 +479,152 @@ def call_function(build: Callable[[], Any]) -> dict[str, Any]:
     return {"value": plain(build())}
 
 
+@probe
+def residual_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel: int = 2) -> dict[str, Any]:
+    """Like ``skip_zeroed``, and every BatchNorm maps 0 to 0 (running mean and shift zeroed), in eval.
+
+    The residual branch then outputs exactly zero, so an identity-shortcut block
+    returns ``relu(x)`` exactly and a projection block ``relu(scale * conv1x1(x))``.
+    ``input_grad`` is the gradient of ``out.sum()``: it reaches the input only
+    through the shortcut.
+    """
+    model = as_module(build())
+    keyed_fill(model)
+    with torch.no_grad():
+        for module in _modules_of(model):
+            if isinstance(module, nn.modules.conv._ConvNd) and max(module.kernel_size) >= min_kernel:
+                module.weight.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if module.running_mean is not None:
+                    module.running_mean.zero_()
+                if module.bias is not None:
+                    module.bias.zero_()
+    _train(model, False)
+    x = make_input(input_shape).requires_grad_(True)
+    out = output_tensor(call(model, x * 1.0))
+    out.sum().backward()
+    return {"input": to_numpy(x), "output": to_numpy(out),
+            "input_grad": to_numpy(x.grad) if x.grad is not None else np.zeros(input_shape)}
+
+
+@probe
+def stack_gradient(build: Callable[[], Any], depth: int, input_shape: list[int], gain: float = 0.41) -> dict[str, Any]:
+    """Chain ``depth`` fresh blocks and see how much gradient reaches each one.
+
+    Keyed weights are scaled by ``gain`` (0.41 ~ PyTorch's default init relative
+    to He init), the loss is the mean square of the last output. Without skip
+    connections the gradient of the first blocks vanishes; with them it does not.
+    """
+    blocks = [as_module(build()) for _ in range(depth)]
+    with torch.no_grad():
+        for block in blocks:
+            keyed_fill(block)
+            _train(block, False)
+            for module in _modules_of(block):
+                if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+                    module.weight.mul_(gain)
+    x = make_input(input_shape).requires_grad_(True)
+    h = x * 1.0
+    for block in blocks:
+        h = output_tensor(call(block, h))
+    h.square().mean().backward()
+    norms = []
+    for block in blocks:
+        total = 0.0
+        for _, p in _named_parameters(block):
+            if p.grad is not None:
+                total += float(p.grad.square().sum())
+        norms.append(math.sqrt(total))
+    return {"block_grad_norms": np.array(norms, dtype=np.float64),
+            "input_grad_norm": float(x.grad.norm()) if x.grad is not None else 0.0,
+            "output_rms": float(h.detach().square().mean().sqrt())}
+
+
+_RANDOM_OPS = ("bernoulli", "native_dropout", "rand", "uniform", "normal", "multinomial", "randint", "randperm")
+
+
+@probe
+def dropout_profile(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
+    """Where dropout runs: the random ops of a train-mode and an eval-mode forward.
+
+    Each dropout shows as one random op; ``p`` is its drop probability when the op
+    says it (``nn.Dropout`` and ``F.dropout`` both do), ``per_sample`` the number
+    of values it acts on per sample. Also: do two train forwards differ, two eval
+    forwards agree.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    model = as_module(build())
+    keyed_fill(model)
+    x = make_input(input_shape)
+    batch = input_shape[0]
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[dict[str, Any]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            kwargs = kwargs or {}
+            name = func.overloadpacket.__name__
+            if any(name.startswith(op) for op in _RANDOM_OPS) and args and isinstance(args[0], torch.Tensor):
+                p = None
+                if name.startswith("bernoulli") and len(args) > 1 and isinstance(args[1], (int, float)):
+                    p = 1.0 - float(args[1])
+                elif name.startswith("bernoulli") and isinstance(kwargs.get("p"), (int, float)):
+                    p = 1.0 - float(kwargs["p"])
+                elif str(func) == "aten.bernoulli_.float":
+                    p = 0.5  # the schema's default keep probability is left out of the call
+                elif name == "native_dropout" and len(args) > 1 and isinstance(args[1], (int, float)):
+                    p = float(args[1])
+                numel = int(_tensor_numel(args[0]))
+                self.calls.append({"op": name, "p": p, "per_sample": numel // batch if batch else numel})
+            return func(*args, **kwargs)
+
+    with torch.no_grad():
+        _train(model, True)
+        torch.manual_seed(1)
+        with Recorder() as train_rec:
+            t1 = output_tensor(call(model, x))
+        torch.manual_seed(2)
+        t2 = output_tensor(call(model, x))
+        _train(model, False)
+        with Recorder() as eval_rec:
+            e1 = output_tensor(call(model, x))
+        e2 = output_tensor(call(model, x))
+    return {"train": train_rec.calls, "eval": eval_rec.calls, "train_differs": not torch.equal(t1, t2),
+            "eval_equal": torch.equal(e1, e2)}
+
+
+@probe
+def cuda_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
+    """Keyed float64 forward on the GPU (eval), then a train-mode forward and backward there."""
+    if not torch.cuda.is_available():
+        return {"available": False}
+    model = as_module(build())
+    keyed_fill(model)
+    _to(model, "cuda")
+    _train(model, False)
+    x = make_input(input_shape).to("cuda")
+    with torch.no_grad():
+        out = output_tensor(call(model, x))
+    device = str(out.device)
+    _train(model, True)
+    set_dropout(model, 0.0)
+    out_train = output_tensor(call(model, x.clone().requires_grad_(True) * 1.0))
+    out_train.square().mean().backward()
+    torch.cuda.synchronize()
+    return {"available": True, "device": device, "output": to_numpy(out),
+            "name": torch.cuda.get_device_name(0)}
+
+
 # Probes for the practice tasks (training loops, visualisation) live beside this
 # module and register themselves in PROBES on import.
-from . import probes_tasks  # noqa: E402,F401
+# Imported by this module's own package name: without bubblewrap the worker
+# package is loaded under two names, and each copy of this module needs its own
+# registrations (``from . import`` would hand back the other copy's module).
+import importlib  # noqa: E402
+
+importlib.import_module(f"{__package__}.probes_tasks")

@@ -1,0 +1,252 @@
+"""DepthwiseSeparableConv and MobileNetV1."""
+
+from __future__ import annotations
+
+import checks_b as cb
+from grader.testing import Mistake, check, check_equal, grade
+
+DSC_STRIDED = (16, 24, 2)
+DSC_LESSON = (32, 64)
+
+
+def _convs(anatomy: dict) -> list[dict]:
+    return [r for r in anatomy["layers"] if r["type"] == "Conv2d"]
+
+
+# --------------------------------------------------------------------------- DepthwiseSeparableConv
+
+@grade("DepthwiseSeparableConv", "api")
+def test_dsc_builds(student):
+    """DepthwiseSeparableConv(in, out) and (in, out, stride) build nn.Modules"""
+    for args in (DSC_LESSON, DSC_STRIDED):
+        d = cb.run(student.build("DepthwiseSeparableConv", *args), "describe")
+        check(d["kind"] == "module", f"{cb.call_text('DepthwiseSeparableConv', args)} did not build an nn.Module",
+              expected="an nn.Module", found=d["type"])
+
+
+@grade("DepthwiseSeparableConv", "shape")
+def test_dsc_shape(student, reference):
+    """DepthwiseSeparableConv outputs out_channels and divides H x W by the stride (rounding up)"""
+    for args, shape, want in ((DSC_LESSON, [2, 32, 9, 9], [2, 64, 9, 9]), (DSC_STRIDED, [2, 16, 9, 7], [2, 24, 5, 4])):
+        mine = cb.run(student.build("DepthwiseSeparableConv", *args), "anatomy", input_shape=shape)
+        where = f"{cb.call_text('DepthwiseSeparableConv', args)} on an input of shape {cb.shape_text(shape)}"
+        if not mine["ok"]:
+            theirs = cb.run(reference.build("DepthwiseSeparableConv", *args), "anatomy", input_shape=shape)
+            raise Mistake(f"{where} raised an error", expected=f"output {cb.shape_text(want)}", found=mine["error"],
+                          hint=" ".join(cb.diagnose(mine, theirs)) or None)
+        check_equal(mine["shape"], want, f"output shape of {where}",
+                    hint="The depthwise conv is 3x3 with padding=1 and the block's stride; the pointwise conv is 1x1.")
+
+
+@grade("DepthwiseSeparableConv", "params")
+def test_dsc_params(student, reference):
+    """DepthwiseSeparableConv has the lesson's parameter count (2,528 for 32 -> 64)"""
+    for args in (DSC_LESSON, DSC_STRIDED, (64, 64, 1)):
+        cb.check_params(student, reference, "DepthwiseSeparableConv", args, cb.dsc_mistakes(args[0], args[1]))
+
+
+@grade("DepthwiseSeparableConv", "structure")
+def test_dsc_equivalence_eval(student, reference):
+    """DepthwiseSeparableConv computes the specified function in eval mode (same weights, same output)"""
+    cb.same_function(student, reference, "DepthwiseSeparableConv", DSC_LESSON, [2, 32, 5, 5])
+    cb.same_function(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, [2, 16, 9, 7])
+
+
+@grade("DepthwiseSeparableConv", "structure")
+def test_dsc_equivalence_train(student, reference):
+    """DepthwiseSeparableConv computes the specified function in train mode (BatchNorm on batch statistics)"""
+    cb.same_function(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, [2, 16, 9, 7], mode="train")
+
+
+@grade("DepthwiseSeparableConv", "structure")
+def test_dsc_depthwise_then_pointwise(student, reference):
+    """DepthwiseSeparableConv runs a 3x3 conv with groups = in_channels, then a 1x1 conv with groups = 1"""
+    cin, cout, stride = DSC_STRIDED
+    shape = [2, cin, 9, 7]
+    mine = cb.run(student.build("DepthwiseSeparableConv", *DSC_STRIDED), "anatomy", input_shape=shape)
+    if not mine["ok"]:
+        theirs = cb.run(reference.build("DepthwiseSeparableConv", *DSC_STRIDED), "anatomy", input_shape=shape)
+        raise Mistake(f"{cb.call_text('DepthwiseSeparableConv', DSC_STRIDED)} raised an error",
+                      expected="a forward pass without errors", found=mine["error"],
+                      hint=" ".join(cb.diagnose(mine, theirs)) or None)
+    convs = _convs(mine)
+    found = "; ".join(cb.conv_text(r) for r in convs) or "no nn.Conv2d ran"
+    expected = (f"Conv2d 3x3 {cin}->{cin} (stride {stride}, padding 1, groups {cin}, no bias); "
+                f"Conv2d 1x1 {cin}->{cout} (padding 0, no bias)")
+    check(len(convs) == 2, f"{len(convs)} convolutions ran where a depthwise and a pointwise conv are expected",
+          expected=expected, found=found, hint="Use exactly two nn.Conv2d layers: depthwise 3x3, then pointwise 1x1.")
+    dw, pw = convs
+    check(dw["kernel"] == [3, 3] and pw["kernel"] == [1, 1], "The convolutions have the wrong kernel sizes or order",
+          expected=expected, found=found, hint="The depthwise 3x3 convolution comes first, the pointwise 1x1 second.")
+    check(dw["groups"] != 1, "The 3x3 convolution is a full convolution: the depthwise conv is missing groups=in_channels",
+          expected=expected, found=found,
+          hint=f"nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=1, groups=in_channels, bias=False): "
+               f"with groups=in_channels every channel is filtered on its own ({cin} x 9 weights instead of {cin} x {cin} x 9).")
+    check(dw["groups"] == cin and dw["in_channels"] == cin and dw["out_channels"] == cin,
+          "The depthwise conv must keep the channel count (groups == in_channels == out_channels)",
+          expected=expected, found=found,
+          hint="A depthwise conv with more output channels than inputs is a 'channel multiplier' variant; in this "
+               "lesson the depthwise conv maps in_channels -> in_channels and the 1x1 pointwise conv changes the count.")
+    check(pw["groups"] == 1 and pw["in_channels"] == cin and pw["out_channels"] == cout,
+          "The pointwise conv must mix all channels: 1x1, in_channels -> out_channels, groups=1",
+          expected=expected, found=found)
+    check(dw["stride"] == [stride, stride] and pw["stride"] == [1, 1],
+          "The stride belongs to the depthwise 3x3 conv; the pointwise 1x1 conv always has stride 1",
+          expected=expected, found=found,
+          hint="Strided 1x1 convolutions skip pixels; the depthwise 3x3 conv is the one that downsamples.")
+    bns = [r for r in mine["layers"] if "BatchNorm" in r["type"]]
+    check(len(bns) == 2, f"{len(bns)} BatchNorm layers ran where each of the two convs is followed by one",
+          expected="BatchNorm2d(in_channels) after the depthwise conv, BatchNorm2d(out_channels) after the pointwise conv",
+          found=", ".join(cb.layer_text(r) for r in bns) or "none")
+    check(not dw["bias"] and not pw["bias"], "A convolution followed by BatchNorm has a bias",
+          expected="bias=False on both convolutions", found=found,
+          hint="BatchNorm subtracts the mean and adds its own shift, so a conv bias before it is wasted parameters.")
+
+
+@grade("DepthwiseSeparableConv", "structure")
+def test_dsc_gradients(student, reference):
+    """DepthwiseSeparableConv trains every parameter and leaves its input unchanged"""
+    shape = [2, 16, 9, 7]
+    flow = cb.run_or_explain(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, "gradient_flow", shape)
+    check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
+          expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
+          hint="Every layer created in __init__ must be used in forward.")
+    for mode in ("eval", "train"):
+        mutated = cb.run(student.build("DepthwiseSeparableConv", *DSC_STRIDED), "input_mutation", input_shape=shape, mode=mode)
+        check(not mutated["mutated"], f"The forward changes its input tensor in place ({mode} mode)",
+              expected="x unchanged after forward", found="x modified",
+              hint="Do not apply an in-place operation (relu_, +=) to the input x.")
+
+
+@grade("DepthwiseSeparableConv", "device")
+def test_dsc_meta(student, reference):
+    """DepthwiseSeparableConv runs on any device (forward on the meta device)"""
+    got = cb.run_or_explain(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, "meta_forward", [2, 16, 9, 7])
+    check_equal(got["shape"], [2, 24, 5, 4], "output shape on the meta device",
+                hint="Create tensors in forward from the input (device=x.device), and register tensors as buffers.")
+
+
+# --------------------------------------------------------------------------- MobileNetV1
+
+@grade("MobileNetV1", "api")
+def test_mobilenet_builds(student):
+    """MobileNetV1() and MobileNetV1(num_classes) build nn.Modules"""
+    for args in ((), (7,)):
+        d = cb.run(student.build("MobileNetV1", *args), "describe")
+        check(d["kind"] == "module", f"{cb.call_text('MobileNetV1', args)} did not build an nn.Module",
+              expected="an nn.Module", found=d["type"])
+
+
+@grade("MobileNetV1", "shape")
+def test_mobilenet_shape(student, reference):
+    """MobileNetV1 maps (N, 3, H, W) images to (N, num_classes) logits, also for odd sizes"""
+    for args, shape, want in (((), [2, 3, 32, 32], [2, 10]), ((7,), [1, 3, 17, 23], [1, 7])):
+        mine = cb.run(student.build("MobileNetV1", *args), "anatomy", input_shape=shape)
+        where = f"{cb.call_text('MobileNetV1', args)} on an input of shape {cb.shape_text(shape)}"
+        if not mine["ok"]:
+            theirs = cb.run(reference.build("MobileNetV1", *args), "anatomy", input_shape=shape)
+            raise Mistake(f"{where} raised an error", expected=f"output {cb.shape_text(want)}", found=mine["error"],
+                          hint=" ".join(cb.diagnose(mine, theirs)) or
+                          "Use global average pooling (AdaptiveAvgPool2d((1, 1))) so any input size works.")
+        check_equal(mine["shape"], want, f"output shape of {where}",
+                    hint="Flatten after the global average pool and end with Linear(512, num_classes).")
+
+
+@grade("MobileNetV1", "params")
+def test_mobilenet_params(student, reference, artifacts):
+    """MobileNetV1 has 274,250 parameters (and the classifier follows num_classes)"""
+    cb.record_comparison(artifacts, student, reference, "MobileNetV1", "MobileNet")
+    cb.check_params(student, reference, "MobileNetV1", (), cb.mobilenet_mistakes(10))
+    cb.check_params(student, reference, "MobileNetV1", (7,), cb.mobilenet_mistakes(7))
+
+
+@grade("MobileNetV1", "structure")
+def test_mobilenet_equivalence(student, reference, artifacts):
+    """MobileNetV1 computes the specified network in eval and in train mode (same weights, same logits)"""
+    shape = [2, 3, 16, 16]
+    mine = cb.run(student.build("MobileNetV1"), "anatomy", input_shape=shape)
+    theirs = cb.run(reference.build("MobileNetV1"), "anatomy", input_shape=shape)
+    cb.record_layer_table(artifacts, "MobileNetV1", mine, theirs)
+    cb.same_function(student, reference, "MobileNetV1", (), shape)
+    cb.same_function(student, reference, "MobileNetV1", (), shape, mode="train")
+
+
+@grade("MobileNetV1", "structure")
+def test_mobilenet_blocks(student, reference):
+    """MobileNetV1 has the lesson's six depthwise blocks with strides 1, 2, 1, 2, 1, 2"""
+    shape = [1, 3, 32, 32]
+    mine = cb.run(student.build("MobileNetV1"), "anatomy", input_shape=shape)
+    theirs = cb.run(reference.build("MobileNetV1"), "anatomy", input_shape=shape)
+    if not mine["ok"]:
+        raise Mistake("MobileNetV1() raised an error on a 32 x 32 image", expected="logits", found=mine["error"],
+                      hint=" ".join(cb.diagnose(mine, theirs)) or None)
+
+    def blocks(anatomy: dict) -> list[str]:
+        return [f"{r['in_channels']} -> stride {r['stride'][0]} -> {r['out_shape'][2]}x{r['out_shape'][3]}"
+                for r in _convs(anatomy) if r["kernel"] == [3, 3] and r["groups"] > 1]
+
+    got, want = blocks(mine), blocks(theirs)
+    if got == want:
+        return
+    if not got:
+        hint = "No grouped 3x3 convolution ran: the blocks must be DepthwiseSeparableConv (depthwise conv with groups=in_channels)."
+    elif len(got) != len(want):
+        hint = (f"{len(got)} depthwise blocks ran where the lesson's MobileNetV1 has {len(want)} "
+                "(32->64 s1, 64->128 s2, 128->128 s1, 128->256 s2, 256->256 s1, 256->512 s2); the paper's 13-block "
+                "ImageNet version is too big for 32 x 32 images.")
+    else:
+        hint = "The blocks run in the right number but with other strides: downsample in blocks 2, 4 and 6 (stride 2)."
+    raise Mistake("The depthwise blocks (input channels, stride, output size for a 32 x 32 image) differ from the lesson's",
+                  expected="; ".join(want), found="; ".join(got), hint=hint)
+
+
+@grade("MobileNetV1", "structure")
+def test_mobilenet_network_checks(student, reference):
+    """MobileNetV1 returns logits, keeps samples independent and trains every parameter"""
+    shape = [2, 3, 16, 16]
+    probs = cb.run_or_explain(student, reference, "MobileNetV1", (), "logits_check", shape)
+    check(not probs["looks_like_probabilities"], "The output rows are probabilities (non-negative, summing to 1)",
+          expected="raw logits", found="softmax output",
+          hint="Remove the softmax at the end: nn.CrossEntropyLoss expects logits and applies log-softmax itself.")
+    leak = cb.run(student.build("MobileNetV1"), "batch_independence", input_shape=shape)["leak"]
+    check(leak == 0.0, "In eval mode the first sample's output depends on the other samples of the batch",
+          expected="no dependence", found=f"gradient {leak:.3g} reaching other samples",
+          hint="Flatten with torch.flatten(x, 1) (or x.view(x.size(0), -1)), never view(-1, 512).")
+    flow = cb.run(student.build("MobileNetV1"), "gradient_flow", input_shape=shape)
+    check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
+          expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
+          hint="Every layer created in __init__ must be used in forward.")
+
+
+@grade("MobileNetV1", "training")
+def test_mobilenet_overfits(student, reference, artifacts):
+    """MobileNetV1 can overfit one small batch (Adam, lr 1e-3, train mode)"""
+    shape, params = [8, 3, 16, 16], dict(steps=30, lr=1e-3, target_loss=0.1)
+    want = cb.run(reference.build("MobileNetV1"), "overfit", input_shape=shape, **params)
+    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "overfit", shape, **params)
+    cb.check_overfit("MobileNetV1", got, want, artifacts)
+
+
+@grade("MobileNetV1", "training")
+def test_mobilenet_trains_on_gpu(student, reference):
+    """MobileNetV1 trains on a GPU at full size (32 x 32, batch 16)"""
+    cb.need_cuda()
+    params = dict(input_shape=[16, 3, 32, 32], steps=40, lr=1e-3, target_loss=0.1)
+    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "device_overfit", **params))
+    cb.check_gpu_overfit("MobileNetV1", got)
+
+
+@grade("MobileNetV1", "device")
+def test_mobilenet_meta(student, reference):
+    """MobileNetV1 runs on any device (forward on the meta device)"""
+    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "meta_forward", [2, 3, 16, 16])
+    check_equal(got["shape"], [2, 10], "output shape on the meta device",
+                hint="Create tensors in forward from the input (device=x.device), and register tensors as buffers.")
+
+
+@grade("MobileNetV1", "device")
+def test_mobilenet_cuda(student, reference):
+    """MobileNetV1 moves to the GPU with .to("cuda") and gives the CPU's outputs there"""
+    cb.need_cuda()
+    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "cuda_move", input_shape=[2, 3, 32, 32]))
+    cb.check_cuda_move("MobileNetV1", got)
