@@ -172,3 +172,27 @@ def test_whole_corpus(day09):
     report = run_audit(day09, CORPUS)
     _assert_audit(report)
     assert report.mutation_score == 1.0
+
+
+def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisession, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    corpus = tmp_path / "corpus"
+    folder = write_case(corpus, "wrong", "gpu_only", {"blocks.py": MINI_RIGHT}, ["SkipBlock"], "caught on a GPU only")
+    with open(folder / "case.toml", "a", encoding="utf-8") as f:
+        f.write('needs = "cuda"\n')
+    write_case(corpus, "wrong", "no_skip", {"blocks.py": MINI_WRONG}, ["SkipBlock"])
+    report = run_audit(minispec, corpus, session=minisession)
+    assert [r.case.name for r in report.unavailable] == ["gpu_only"]
+    assert report.mutation_score == 1.0 and report.ok
+    assert "not run on this machine: wrong/gpu_only (needs a CUDA GPU)" in "\n".join(report.lines())
+
+
+def test_needs_accepts_only_cuda(minispec, tmp_path):
+    corpus = tmp_path / "corpus"
+    folder = write_case(corpus, "wrong", "odd", {"blocks.py": MINI_WRONG}, ["SkipBlock"])
+    with open(folder / "case.toml", "a", encoding="utf-8") as f:
+        f.write('needs = "tpu"\n')
+    with pytest.raises(CorpusError, match="needs must be"):
+        load_corpus(minispec, corpus)

@@ -43,6 +43,7 @@ class Case:
     description: str
     targets: tuple[str, ...]
     files: tuple[str, ...]
+    needs: str | None = None
 
     @property
     def label(self) -> str:
@@ -67,6 +68,7 @@ class CaseResult:
     failed: list[FailedTest] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    unavailable: str | None = None
 
     @property
     def caught_by(self) -> list[FailedTest]:
@@ -82,6 +84,8 @@ class CaseResult:
         return not self.failed and abs(self.score - self.max_score) < 1e-9
 
     def verdict(self) -> str:
+        if self.unavailable is not None:
+            return f"not run here: {self.unavailable}"
         if self.error is not None:
             return f"NOT GRADED: {self.error}"
         if self.case.kind == "wrong":
@@ -104,7 +108,12 @@ class AuditReport:
     seconds: float = 0.0
 
     def of_kind(self, kind: str) -> list[CaseResult]:
-        return [r for r in self.results if r.case.kind == kind]
+        """The cases of ``kind`` that could be checked on this machine."""
+        return [r for r in self.results if r.case.kind == kind and r.unavailable is None]
+
+    @property
+    def unavailable(self) -> list[CaseResult]:
+        return [r for r in self.results if r.unavailable is not None]
 
     @property
     def caught(self) -> int:
@@ -125,7 +134,7 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return all(r.ok for r in self.results if r.unavailable is None)
 
     def lines(self) -> list[str]:
         """A plain-text table, one case a line, and the summary."""
@@ -138,6 +147,8 @@ class AuditReport:
         out.append(f"mutation score: {self.caught}/{len(wrong)} wrong cases caught"
                    + (f" ({100 * self.mutation_score:.0f}%)" if wrong else ""))
         out.append(f"right cases at full marks: {len(right) - len(self.false_alarms)}/{len(right)}")
+        if self.unavailable:
+            out.append(f"not run on this machine: {', '.join(f'{r.case.label} ({r.unavailable})' for r in self.unavailable)}")
         out.append(f"audit time: {self.seconds:.1f}s")
         return out
 
@@ -155,10 +166,12 @@ def load_case(spec: AssignmentSpec, kind: str, folder: Path) -> Case:
         raise CorpusError(f"{label}: no {CASE_FILE}") from None
     except tomllib.TOMLDecodeError as e:
         raise CorpusError(f"{label}: {CASE_FILE} is not valid TOML: {e}") from None
-    unknown = set(raw) - {"description", "targets"}
+    unknown = set(raw) - {"description", "targets", "needs"}
     if unknown:
         raise CorpusError(f"{label}: unknown field(s) {sorted(unknown)} in {CASE_FILE}")
-    description, targets = raw.get("description"), raw.get("targets")
+    description, targets, needs = raw.get("description"), raw.get("targets"), raw.get("needs")
+    if needs not in (None, "cuda"):
+        raise CorpusError(f"{label}: needs must be \"cuda\" when given")
     if not isinstance(description, str) or not description.strip():
         raise CorpusError(f"{label}: description must be a non-empty string")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
@@ -173,7 +186,7 @@ def load_case(spec: AssignmentSpec, kind: str, folder: Path) -> Case:
     if stray:
         raise CorpusError(f"{label}: {stray} not among the assignment's files")
     return Case(kind=kind, name=folder.name, folder=folder, description=description.strip(),  # type: ignore[arg-type]
-                targets=tuple(targets), files=tuple(files))
+                targets=tuple(targets), files=tuple(files), needs=needs)
 
 
 def load_corpus(spec: AssignmentSpec, corpus: Path, only: list[str] | None = None) -> list[Case]:
@@ -221,6 +234,12 @@ def build_submission(spec: AssignmentSpec, case: Case, dest: Path) -> Path:
 def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa: ANN001 - a GradingSession
     targets = graded_targets(spec, case)
     result = CaseResult(case=case, graded_targets=targets)
+    if case.needs == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            result.unavailable = "needs a CUDA GPU"
+            return result
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grader-audit-") as tmp:
         folder = build_submission(spec, case, Path(tmp) / case.name)
