@@ -77,8 +77,8 @@ class GradingSession:
             if not any(p.file == file and p.kind == "missing" for p in problems):
                 problems.append(Problem(file=file, kind="import" if error.kind in ("import", "missing") else error.kind,
                                         message=error.message, detail=error.traceback))
-        flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "refused",
-                      detail=e.detail) for e in client.events]
+        flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
+                      detail=e.detail, test=getattr(e, "test", None)) for e in client.events]
         flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
         return SubmissionResult(
             student=student or Path(folder).name, assignment=spec.id,

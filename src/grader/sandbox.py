@@ -2,11 +2,16 @@
 
 Inside bubblewrap the worker sees read-only system libraries, the Python
 installation, the virtual environment's site-packages and the worker package,
-a sized private tmpfs, and nothing else: no network, no grader, no hidden
-suites, no reference, no other student. A pids cgroup bounds the process count
-and a memory cgroup bounds memory (both work for root and with CUDA); where
-cgroups cannot be created, RLIMIT_AS and RLIMIT_NPROC are used instead and the
-weaker isolation is written into every result.
+sized private tmpfs folders (``/tmp``, ``/dev/shm`` and the work folder), and
+nothing else: no network, no grader, no hidden suites, no reference, no other
+student; the root of that view is read-only. A pids cgroup bounds the process
+count and a memory cgroup bounds memory (both work for root and with CUDA);
+where cgroups cannot be created, RLIMIT_AS and RLIMIT_NPROC are used instead and
+the weaker isolation is written into every result.
+
+The zygote is restarted transparently if it dies (a worker cannot kill it
+through the seccomp filter, but the kernel's OOM killer might): the next
+``spawn`` starts a fresh one and ``generation`` counts the restarts.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,8 +34,10 @@ from typing import Any
 from grader.worker import protocol
 
 WORKER_PACKAGE = Path(__file__).resolve().parent / "worker"
+GRADER_PACKAGE = Path(__file__).resolve().parent
 INSIDE_ROOT = "/opt/grader-worker"
 WORKDIR = "/home/student"
+MEMORY_SLACK_MB = 512  # copy-on-write copies of the zygote's pages a fresh worker makes
 
 
 class SandboxError(Exception):
@@ -79,33 +88,71 @@ class Cgroups:
                 pass
         return pids
 
-    def kill_all(self) -> None:
-        for _ in range(20):
-            pids = self.pids_now()
+    def kill_all(self, keep: set[int] | frozenset[int] = frozenset()) -> int:
+        """SIGKILL every process in the cgroups but ``keep``; return how many were still there."""
+        killed = 0
+        for _ in range(40):
+            pids = [p for p in self.pids_now() if p not in keep]
             if not pids:
-                return
+                return killed
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
+                    killed += 1
                 except ProcessLookupError:
                     pass
-            time.sleep(0.05)
+            time.sleep(0.02)
+        return killed
+
+    def _read(self, controller: str, name: str) -> str:
+        for path in self.paths:
+            if f"/{controller}/" in str(path):
+                try:
+                    return (path / name).read_text()
+                except OSError:
+                    return ""
+        return ""
+
+    def memory_usage(self) -> int:
+        text = self._read("memory", "memory.usage_in_bytes").strip()
+        return int(text) if text.isdigit() else 0
+
+    def set_memory_limit(self, limit: int) -> None:
+        for path in self.paths:
+            if "/memory/" not in str(path):
+                continue
+            files = [path / "memory.limit_in_bytes"]
+            if (path / "memory.memsw.limit_in_bytes").exists():
+                files.append(path / "memory.memsw.limit_in_bytes")
+            for order in (files, files[::-1]):  # memsw may never be below the plain limit
+                try:
+                    for f in order:
+                        f.write_text(str(limit))
+                    break
+                except OSError:
+                    continue
 
     def oom_kills(self) -> int:
-        for path in self.paths:
-            control = path / "memory.oom_control"
-            if control.exists():
-                for line in control.read_text().splitlines():
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
+        for line in self._read("memory", "memory.oom_control").splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
+
+    def pids_refused(self) -> int:
+        """How many forks the pids limit refused so far (v1 ``pids.events``)."""
+        for line in self._read("pids", "pids.events").splitlines():
+            if line.startswith("max "):
+                return int(line.split()[1])
         return 0
 
     def remove(self) -> None:
         self.kill_all()
         for path in self.paths:
-            for _ in range(20):
+            for _ in range(40):
                 try:
                     path.rmdir()
+                    break
+                except FileNotFoundError:
                     break
                 except OSError:
                     time.sleep(0.05)
@@ -123,19 +170,62 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def _python_roots() -> list[str]:
-    roots = {sys.base_prefix, sys.prefix}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+def _inside(path: Path, roots: list[str]) -> bool:
+    return any(path == Path(r) or Path(r) in path.parents for r in roots)
+
+
+def _venv_uses_system_packages(prefix: Path) -> bool:
+    try:
+        cfg = (prefix / "pyvenv.cfg").read_text()
+    except OSError:
+        return True
+    for line in cfg.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
+def python_view() -> tuple[list[str], list[str]]:
+    """What of the interpreter the sandbox needs: (folders to bind read-only, paths inside them to hide).
+
+    The base installation (interpreter, stdlib, libpython) and, in a virtual
+    environment, only its ``pyvenv.cfg``, ``bin`` and site-packages: never the
+    project folder around it. Hidden: the base installation's own site-packages
+    when the environment does not use it, and the grader package itself where
+    it is installed as a regular package.
+    """
+    base = Path(sys.base_prefix).resolve()
+    real = Path(sys.executable).resolve()
+    roots = {str(base)}
+    if not _inside(real, [str(base)]):
+        roots.add(str(real.parent.parent))
+    for key in ("stdlib", "platstdlib"):
         roots.add(sysconfig.get_paths()[key])
-    # resolve the interpreter symlink chain so the binary itself is visible
-    roots.add(str(Path(sys.executable).resolve().parent.parent))
-    return sorted(r for r in roots if r and os.path.isdir(r))
+    packages = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    prefix = Path(sys.prefix)
+    if prefix.resolve() != base:
+        for item in ("pyvenv.cfg", "bin"):
+            if (prefix / item).exists():
+                roots.add(str(prefix / item))
+    roots |= packages
+    roots = {r for r in roots if r and os.path.exists(r)}
+    hide = []
+    if prefix.resolve() != base and not _venv_uses_system_packages(prefix):
+        used = {str(Path(p).resolve()) for p in packages}
+        for candidate in site.getsitepackages([str(base)]):
+            if os.path.isdir(candidate) and str(Path(candidate).resolve()) not in used:
+                hide.append(candidate)
+    if _inside(GRADER_PACKAGE, sorted(roots)):
+        hide.append(str(GRADER_PACKAGE))
+    return sorted(roots), hide
 
 
-def bwrap_command(python: str, tmp_mb: int, gpu: bool) -> list[str]:
+def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | list[str] = ()) -> list[str]:
+    size = str(tmp_mb * 1024 * 1024)
     cmd = [bwrap_path() or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
            "--cap-drop", "ALL", "--disable-userns", "--uid", "65534", "--gid", "65534",
-           "--ro-bind", "/usr", "/usr"]
+           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if os.path.islink(link):
             cmd += ["--symlink", os.readlink(link), link]
@@ -144,24 +234,36 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool) -> list[str]:
     for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
         if os.path.exists(f):
             cmd += ["--ro-bind", f, f]
-    for root in _python_roots():
+    roots, hidden = python_view()
+    for root in roots:
         cmd += ["--ro-bind", root, root]
+    for path in [*hidden, *hide]:
+        if _inside(Path(path), ["/usr", *roots]) and os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                cmd += ["--tmpfs", path, "--remount-ro", path]
+            else:
+                cmd += ["--ro-bind", "/dev/null", path]
     cmd += ["--ro-bind", str(WORKER_PACKAGE), f"{INSIDE_ROOT}/grader_worker",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
-            "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", WORKDIR,
+            "--size", size, "--tmpfs", "/dev/shm",
+            "--size", size, "--tmpfs", "/tmp",
+            "--size", size, "--tmpfs", WORKDIR,
             "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
             "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
+            "--setenv", "USER", "student", "--setenv", "LOGNAME", "student",
             "--chdir", WORKDIR]
     if gpu:
         for dev in sorted(Path("/dev").glob("nvidia*")):
-            cmd += ["--dev-bind", str(dev), str(dev)]
+            if dev.is_char_device():
+                cmd += ["--dev-bind", str(dev), str(dev)]
         cmd += ["--ro-bind", "/sys", "/sys"]
         for var in ("CUDA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG"):
             if var in os.environ:
                 cmd += ["--setenv", var, os.environ[var]]
     else:
         cmd += ["--setenv", "CUDA_VISIBLE_DEVICES", ""]
+    # Nothing but the sized tmpfs folders is writable: not the root of the view, not /dev.
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return cmd
 
 
@@ -179,6 +281,8 @@ class SandboxConfig:
     output_bytes: int = 20_000
     gpu: bool = False
     require_bwrap: bool = False
+    seccomp: bool = True
+    hide: tuple[str, ...] = ()
 
 
 class Sandbox:
@@ -186,39 +290,48 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        memory_budget = (config.memory_mb + 2048) * 1024 * 1024
-        self.cgroups = Cgroups.create(config.max_processes, memory_budget)
-        python = sys.executable
-        use_bwrap = bwrap_path() is not None and _bwrap_works()
-        if config.require_bwrap and not use_bwrap:
+        self.memory_budget = (config.memory_mb + 2048) * 1024 * 1024
+        self.cgroups = Cgroups.create(config.max_processes, self.memory_budget)
+        self.use_bwrap = bwrap_path() is not None and _bwrap_works()
+        if config.require_bwrap and not self.use_bwrap:
+            if self.cgroups:
+                self.cgroups.remove()
             raise SandboxError("bubblewrap is required but not usable here")
-        if use_bwrap:
-            argv = bwrap_command(python, config.tmp_mb, config.gpu) + _zygote_argv(python, INSIDE_ROOT, theirs.fileno())
-            self.isolation = "bubblewrap (no network; private filesystem view; dropped capabilities)"
+        self._host_tmp: Path | None = None
+        if self.use_bwrap:
             self.workdir = WORKDIR
-            self._host_tmp = None
         else:
-            self._host_tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"grader-worker-{uuid.uuid4().hex[:8]}"
-            self._host_tmp.mkdir(mode=0o700)
-            argv = _zygote_argv(python, str(WORKER_PACKAGE.parent.parent / "grader"), theirs.fileno())
+            self._host_tmp = Path(tempfile.mkdtemp(prefix="grader-worker-"))
+            self.workdir = str(self._host_tmp)
+        self.generation = 0
+        self.seccomp = False
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.control: socket.socket | None = None
+        self._baseline: set[int] = set()
+        self._start()
+
+    # ------------------------------------------------------------------ start and stop
+    def _start(self) -> None:
+        config = self.config
+        if self.cgroups:
+            self.memory_budget = (config.memory_mb + 2048) * 1024 * 1024  # room to start; tightened once ready
+            self.cgroups.set_memory_limit(self.memory_budget)
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        python = sys.executable
+        if self.use_bwrap:
+            argv = bwrap_command(python, config.tmp_mb, config.gpu, config.hide) + _zygote_argv(python, INSIDE_ROOT, theirs.fileno())
+        else:
             argv = [python, "-I", "-c",
                     f"import sys; sys.path.insert(0, {str(WORKER_PACKAGE.parent)!r}); "
                     "import worker as grader_worker; sys.modules['grader_worker'] = grader_worker; "
                     "from grader_worker.zygote import main; main()", str(theirs.fileno())]
-            self.isolation = "process only (bubblewrap unavailable: network and filesystem NOT isolated)"
-            self.workdir = str(self._host_tmp)
-        if self.cgroups:
-            self.isolation += f"; pids<= {config.max_processes} and memory<= {memory_budget >> 20} MiB by cgroup"
-        else:
-            self.isolation += "; limits by rlimit only"
-        env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir, "CUDA_VISIBLE_DEVICES": "" if not config.gpu else os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-        if not config.gpu:
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir,
+               "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if config.gpu else ""}
+        self._stderr = tempfile.TemporaryFile()
         cgroups = self.cgroups
         self.proc = subprocess.Popen(
             argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=env, cwd=str(self._host_tmp or "/"), start_new_session=True,
+            stderr=self._stderr, env=env, cwd=str(self._host_tmp or "/"), start_new_session=True,
             preexec_fn=cgroups.enter if cgroups else None,
         )
         theirs.close()
@@ -229,22 +342,91 @@ class Sandbox:
             self.close()
             raise SandboxError(f"worker failed to start: {e}; {err}") from None
         self.zygote_pid = hello.get("pid")
+        self.seccomp = bool(hello.get("seccomp")) and config.seccomp
+        if self.cgroups:
+            self._baseline = set(self.cgroups.pids_now())
+            self._protect_zygote()
+            # The student's allowance comes on top of what the zygote already holds (torch, imported once).
+            self.memory_budget = self.cgroups.memory_usage() + (config.memory_mb + MEMORY_SLACK_MB) * 1024 * 1024
+            self.cgroups.set_memory_limit(self.memory_budget)
+
+    def _protect_zygote(self) -> None:
+        """As root: make the zygote the OOM killer's last choice in its cgroup (workers raise their own score)."""
+        for pid in self._baseline:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                nspid = [line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")]
+                if nspid and nspid[0] and int(nspid[0][-1]) == self.zygote_pid:
+                    Path(f"/proc/{pid}/oom_score_adj").write_text("-900")
+            except (OSError, ValueError):
+                pass
+
+    @property
+    def isolation(self) -> str:
+        if self.use_bwrap:
+            text = "bubblewrap (no network; private read-only filesystem view; dropped capabilities; no new privileges)"
+        else:
+            text = "process only (bubblewrap unavailable: network and filesystem NOT isolated)"
+        if self.seccomp:
+            text += "; seccomp (no signals to the grader, no IPv4/IPv6 sockets, no ptrace)"
+        if self.cgroups:
+            text += f"; pids<= {self.config.max_processes} and memory<= {self.memory_budget >> 20} MiB by cgroup"
+        else:
+            text += "; limits by rlimit only"
+        return text
 
     def _stderr_tail(self) -> str:
         try:
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
-            return err.decode(errors="replace")[-2000:]
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - 2000))
+            return self._stderr.read().decode(errors="replace")
         except Exception:  # noqa: BLE001
             return ""
 
+    def _stop(self) -> None:
+        """End the zygote and everything it started; the cgroups stay for a restart."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.cgroups:
+            self.cgroups.kill_all()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.control is not None:
+            self.control.close()
+        try:
+            self._stderr.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def restart(self) -> None:
+        """Replace a dead (or wedged) zygote with a fresh one."""
+        self._stop()
+        if self._host_tmp is not None:
+            _clear(self._host_tmp)
+        self.generation += 1
+        self._start()
+
+    # ------------------------------------------------------------------ control channel
     def _control(self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = 30) -> dict[str, Any]:
+        assert self.control is not None
+        deadline = time.monotonic() + timeout
+        self.control.settimeout(timeout)
         if fds:
             socket.send_fds(self.control, [b"F"], fds)
         else:
             self.control.sendall(b"F")
-        protocol.send(self.control, message)
-        return protocol.recv(self.control, deadline=time.monotonic() + timeout)
+        protocol.send(self.control, message, deadline=deadline)
+        return protocol.recv(self.control, deadline=deadline)
 
     def rlimits(self) -> dict[str, int]:
         limits = {"RLIMIT_FSIZE": self.config.tmp_mb * 1024 * 1024, "RLIMIT_CORE": 0}
@@ -259,40 +441,68 @@ class Sandbox:
         """Fork a fresh worker holding ``files``; return the socket to talk to it."""
         import numpy as np
 
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        config = {"workdir": f"{self.workdir}/submission", "rlimits": self.rlimits(),
+        config = {"workdir": f"{self.workdir}/submission", "rlimits": self.rlimits(), "seccomp": self.config.seccomp,
                   "threads": self.config.threads, "output_bytes": self.config.output_bytes}
         payload = {rel: np.frombuffer(data, dtype=np.uint8) for rel, data in files.items()}
-        try:
-            self._control({"op": "spawn", "config": config, "files": payload}, fds=[theirs.fileno()])
-        finally:
-            theirs.close()
-        return ours
+        for attempt in range(2):
+            if not self.alive():
+                self.restart()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._control({"op": "spawn", "config": config, "files": payload}, fds=[theirs.fileno()])
+                return ours
+            except (OSError, protocol.ProtocolError, TimeoutError) as e:
+                ours.close()
+                if attempt:
+                    raise SandboxError(f"the sandbox could not start a worker: {e}") from None
+                self.restart()  # the zygote died or wedged: start over once
+            finally:
+                theirs.close()
+        raise SandboxError("unreachable")
+
+    def _wipe_list(self) -> list[str]:
+        return [WORKDIR, "/tmp", "/dev/shm"] if self.use_bwrap else [self.workdir]
 
     def kill_workers(self) -> None:
         """End every process in the sandbox but the zygote and wipe the private folders."""
-        self._control({"op": "kill", "wipe": [f"{self.workdir}/submission", "/tmp" if self._host_tmp is None else self.workdir]})
+        if not self.alive():
+            return  # the next spawn restarts it; a dead zygote took every worker with it
+        try:
+            self._control({"op": "kill", "wipe": self._wipe_list(), "sweep_namespace": self.use_bwrap})
+        except (OSError, protocol.ProtocolError, TimeoutError):
+            try:
+                self.restart()
+            except SandboxError:
+                pass  # everything it held is gone; the next spawn tries again and reports
+            return
+        if self.cgroups:
+            # Belt and braces: whatever the zygote missed, the cgroup still lists.
+            self.cgroups.kill_all(keep=self._baseline)
+
+    def leftover_processes(self) -> list[int]:
+        """Host pids in this sandbox's cgroup other than bubblewrap and the zygote (empty after ``kill_workers``)."""
+        if not self.cgroups:
+            return []
+        return [p for p in self.cgroups.pids_now() if p not in self._baseline]
 
     def oom_kills(self) -> int:
         return self.cgroups.oom_kills() if self.cgroups else 0
 
+    def pids_refused(self) -> int:
+        return self.cgroups.pids_refused() if self.cgroups else 0
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     def close(self) -> None:
         try:
             if self.alive():
-                self._control({"op": "exit"}, timeout=10)
+                self._control({"op": "exit", "sweep_namespace": self.use_bwrap}, timeout=10)
         except Exception:  # noqa: BLE001 - closing must not fail
             pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._stop()
         if self.cgroups:
             self.cgroups.remove()
-        self.proc.wait(timeout=10)
-        self.control.close()
         if self._host_tmp is not None:
             shutil.rmtree(self._host_tmp, ignore_errors=True)
 
@@ -303,19 +513,27 @@ class Sandbox:
         self.close()
 
 
+def _clear(folder: Path) -> None:
+    for item in folder.iterdir() if folder.exists() else []:
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+
+
 _BWRAP_OK: bool | None = None
 
 
 def _bwrap_works() -> bool:
+    """Whether bubblewrap can build our view here (probed once; GRADER_NO_BWRAP=1 turns it off)."""
     global _BWRAP_OK
+    if os.environ.get("GRADER_NO_BWRAP") == "1":
+        return False
     if _BWRAP_OK is None:
-        if os.environ.get("GRADER_NO_BWRAP") == "1":
+        try:
+            r = subprocess.run(bwrap_command(sys.executable, 16, False) + ["/bin/true"],
+                               capture_output=True, timeout=20)
+            _BWRAP_OK = r.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
             _BWRAP_OK = False
-        else:
-            try:
-                r = subprocess.run([bwrap_path(), "--unshare-all", "--ro-bind", "/", "/", "true"],
-                                   capture_output=True, timeout=20)
-                _BWRAP_OK = r.returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                _BWRAP_OK = False
     return _BWRAP_OK

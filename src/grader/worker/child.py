@@ -2,8 +2,15 @@
 
 Requests (JSON): ``{"id", "op": "import", "file"}`` or
 ``{"id", "op": "probe", "probe", "file", "target", "args", "kwargs", "construct", "params"}``.
-Replies: ``{"id", "ok": true, "result", "stdout", "stdout_truncated"}`` or
+Replies: ``{"id", "ok": true, "result", "stdout", "stdout_truncated", "events"}`` or
 ``{"id", "ok": false, "error": {"kind", "message", "traceback"}, ...}``.
+
+``events`` lists what the worker refused since the last reply (a network socket,
+a signal to the grader's own processes). An audit hook reports the attempts
+made through Python; the seccomp filter the zygote installed refuses the same
+calls made any other way (ctypes, a subprocess), silently. Everything in this
+process is the student's to change, so these reports are advisory: they can be
+hidden, never turned into a success.
 """
 
 from __future__ import annotations
@@ -11,14 +18,186 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
+import json
+import operator
 import os
 import socket
 import sys
 import traceback
+import types
 from typing import Any
 
 from . import protocol
 from .probes import PROBES, ProbeFailure
+
+MAX_EVENTS = 20
+_refused: list[str] = []
+
+
+def _note_refused(detail: str) -> None:
+    if len(_refused) < MAX_EVENTS:
+        _refused.append(detail)
+
+
+def install_guard(protected: list[int]) -> None:
+    """Refuse (and report) network sockets and signals to the grader's processes made through Python."""
+    import socket as socket_module
+
+    families = {int(socket_module.AF_INET): "IPv4", int(socket_module.AF_INET6): "IPv6"}
+    if hasattr(socket_module, "AF_PACKET"):
+        families[int(socket_module.AF_PACKET)] = "raw packet"
+    guarded = frozenset(protected) | {-1}
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "socket.__new__":
+            family = args[1] if len(args) > 1 else None
+            if isinstance(family, int) and family in families:
+                _note_refused(f"opened a {families[family]} network socket (no network while grading)")
+                raise PermissionError("network access is not available while grading")
+        elif event in ("os.kill", "os.killpg"):
+            target = args[0] if args else None
+            if isinstance(target, int) and (target in guarded or (event == "os.killpg" and -target in guarded)):
+                _note_refused(f"{event}({target}, {args[1] if len(args) > 1 else ''}) aimed at the grader's own process")
+                raise PermissionError("the grader's processes cannot be signalled")
+
+    sys.addaudithook(hook)
+
+
+_MISSING = object()
+_get_code = operator.attrgetter("__code__")
+_get_defaults = operator.attrgetter("__defaults__")
+_get_kwdefaults = operator.attrgetter("__kwdefaults__")
+# Caches Python and torch fill in on their own (copy/pickle, ABCs): never a student's doing.
+_SELF_FILLED = frozenset({"__slotnames__", "_abc_impl", "__abstractmethods__", "_is_protocol"})
+
+
+class Integrity:
+    """Notices and undoes monkeypatching of what the probes rely on.
+
+    It snapshots, before any student code runs, the attribute dictionaries of
+    ``nn.Module``, ``Tensor``, ``Parameter`` and every layer class in
+    ``torch.nn``; the namespaces of ``builtins``, ``torch``,
+    ``torch.nn.functional``, ``numpy`` and the worker's own modules; the probe
+    table; and the code objects of the Python functions found there. ``check``
+    restores whatever changed and returns what it was. It stops the casual
+    monkeypatch (``nn.Module.parameters = ...``, ``Tensor.numel = ...``,
+    ``builtins.sum = ...``, ``PROBES[...] = ...``); code that reads the worker's
+    source and goes after this class can still lie about its own results.
+    """
+
+    def __init__(self) -> None:
+        import builtins
+
+        import numpy
+        import torch
+        import torch.nn.functional
+
+        from . import probes as probes_module
+
+        classes: list[type] = [torch.nn.Module, torch.Tensor, torch.nn.Parameter, Child, CappedOutput]
+        base = getattr(torch._C, "TensorBase", None) or getattr(torch._C, "_TensorBase", None)
+        if isinstance(base, type):
+            classes.append(base)
+        classes += [c for c in vars(torch.nn).values() if isinstance(c, type) and issubclass(c, torch.nn.Module)]
+        self.builtin_names = frozenset(vars(builtins))
+        self.entries: list[tuple[str, Any, str, dict[str, Any]]] = []
+        for cls in dict.fromkeys(classes):
+            self.entries.append((cls.__qualname__, cls, "class", dict(vars(cls))))
+        for module, label in ((builtins, "builtins"), (torch, "torch"), (torch.nn, "torch.nn"),
+                              (torch.nn.functional, "torch.nn.functional"), (numpy, "numpy"),
+                              (probes_module, "grader_worker.probes"), (protocol, "grader_worker.protocol"),
+                              (sys.modules[__name__], "grader_worker.child"), (json, "json"), (inspect, "inspect"),
+                              (importlib, "importlib")):
+            self.entries.append((label, module, "module", dict(vars(module))))
+        self.entries.append(("PROBES", PROBES, "mapping", dict(PROBES)))
+        self.functions: list[tuple[Any, Any, Any, Any]] = []
+        seen: set[int] = set()
+        for _, _, _, snapshot in self.entries:
+            for value in snapshot.values():
+                for fn in (value, getattr(value, "__func__", None), getattr(value, "fget", None)):
+                    if isinstance(fn, types.FunctionType) and id(fn) not in seen:
+                        seen.add(id(fn))
+                        self.functions.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
+        self._columns = tuple(zip(*self.functions)) if self.functions else ((), (), (), ())
+
+    @staticmethod
+    def _dict_of(obj: Any, mode: str) -> Any:
+        return obj if mode == "mapping" else vars(obj)
+
+    def _unchanged(self) -> bool:
+        """The fast path (loops in C, well under a millisecond): is every watched name and code object as it was?"""
+        for _, obj, mode, snapshot in self.entries:
+            current = self._dict_of(obj, mode)
+            if len(current) != len(snapshot) or not all(map(operator.is_, map(current.get, snapshot), snapshot.values())):
+                return False
+        funcs, codes, defaults, kwdefaults = self._columns
+        return (all(map(operator.is_, map(_get_code, funcs), codes))
+                and all(map(operator.is_, map(_get_defaults, funcs), defaults))
+                and all(map(operator.is_, map(_get_kwdefaults, funcs), kwdefaults)))
+
+    def check(self) -> list[str]:
+        if self._unchanged():
+            return []
+        changed: list[str] = []
+        for label, obj, mode, snapshot in self.entries:
+            current = self._dict_of(obj, mode)
+            for key, original in snapshot.items():
+                if current.get(key, _MISSING) is not original:
+                    changed.append(f"{label}.{key}")
+                    try:
+                        if mode == "class":
+                            setattr(obj, key, original)
+                        else:
+                            current[key] = original
+                    except Exception:  # noqa: BLE001
+                        pass
+            for key in [k for k in list(current) if k not in snapshot]:
+                if (mode == "module" and (key not in self.builtin_names or label == "builtins")) or \
+                        (mode == "class" and key in _SELF_FILLED):
+                    # A new name in a module shadows nothing (lazy submodules land here), and caches
+                    # are Python's own: watched from now on, like the rest.
+                    snapshot[key] = current[key]
+                    continue
+                changed.append(f"{label}.{key}")
+                try:
+                    if mode == "class":
+                        delattr(obj, key)
+                    else:
+                        del current[key]
+                except Exception:  # noqa: BLE001
+                    pass
+        for fn, code, defaults, kwdefaults in self.functions:
+            if fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not kwdefaults:
+                changed.append(f"{fn.__module__}.{fn.__qualname__} (its code)")
+                try:
+                    fn.__code__, fn.__defaults__, fn.__kwdefaults__ = code, defaults, kwdefaults
+                except Exception:  # noqa: BLE001
+                    pass
+        return changed
+
+
+def _safe_str(value: Any, limit: int = 2000) -> str:
+    """``str(value)`` that survives a hostile ``__str__`` (one that raises or returns a non-string)."""
+    try:
+        text = str(value)
+        if not isinstance(text, str):
+            raise TypeError
+    except BaseException:  # noqa: BLE001
+        try:
+            text = object.__repr__(value)
+        except BaseException:  # noqa: BLE001
+            text = "<unprintable>"
+    return text[:limit]
+
+
+def _safe_repr(value: Any, limit: int = 200) -> str:
+    try:
+        text = repr(value)
+        if not isinstance(text, str):
+            raise TypeError
+    except BaseException:  # noqa: BLE001
+        text = "<unprintable>"
+    return text[:limit]
 
 
 class CappedOutput(io.TextIOBase):
@@ -34,7 +213,7 @@ class CappedOutput(io.TextIOBase):
         return True
 
     def write(self, s: str) -> int:
-        s = str(s)
+        s = s if type(s) is str else _safe_str(s, self.limit + 1)
         room = self.limit - self.kept
         if room > 0:
             self.parts.append(s[:room])
@@ -50,13 +229,16 @@ class CappedOutput(io.TextIOBase):
 
 def _trimmed_traceback(exc: BaseException, folder: str) -> str:
     """The traceback frames that are in the student's own files, and the exception line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
-    lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
-    return "".join(lines).replace(folder + "/", "")[-4000:]
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(f.filename).startswith(folder)]
+        lines = traceback.format_list(frames) + [f"{type(exc).__name__}: {_safe_str(exc)}\n"]
+        return "".join(lines).replace(folder + "/", "")[-4000:]
+    except BaseException:  # noqa: BLE001 - a hostile exception must not take the worker down
+        return f"{type(exc).__name__}: {_safe_str(exc)}"
 
 
 def _error(kind: str, message: str, exc: BaseException | None, folder: str) -> dict[str, Any]:
-    return {"kind": kind, "message": message[:2000], "traceback": _trimmed_traceback(exc, folder) if exc else ""}
+    return {"kind": kind, "message": str(message)[:2000], "traceback": _trimmed_traceback(exc, folder) if exc else ""}
 
 
 class Child:
@@ -64,6 +246,17 @@ class Child:
         self.sock = sock
         self.folder = folder
         self.out = CappedOutput(output_limit)
+        self.integrity: Integrity | None = None
+
+    def restore(self) -> list[str]:
+        """Undo monkeypatching of torch, builtins or the worker; report each change once as refused."""
+        if self.integrity is None:
+            return []
+        changed = self.integrity.check()
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            _note_refused(f"your code replaced {shown}; the original was put back before measuring")
+        return changed
 
     def import_file(self, file: str) -> Any:
         name = file[:-3] if file.endswith(".py") else file
@@ -77,9 +270,9 @@ class Child:
             except MemoryError as e:
                 return {"ok": False, "error": _error("memory", "ran out of memory while importing", e, self.folder)}
             except SystemExit as e:
-                return {"ok": False, "error": _error("import", f"{req['file']} called sys.exit({e.code!r}) while being imported", None, self.folder)}
+                return {"ok": False, "error": _error("import", f"{req['file']} called sys.exit({_safe_repr(e.code)}) while being imported", None, self.folder)}
             except BaseException as e:  # noqa: BLE001 - a student's module may raise anything
-                return {"ok": False, "error": _error("import", f"{req['file']} failed to import: {type(e).__name__}: {e}", e, self.folder)}
+                return {"ok": False, "error": _error("import", f"{req['file']} failed to import: {type(e).__name__}: {_safe_str(e)}", e, self.folder)}
             return {"ok": True, "result": {}}
         if op == "probe":
             return self.run_probe(req)
@@ -89,7 +282,7 @@ class Child:
         try:
             module = self.import_file(req["file"])
         except BaseException as e:  # noqa: BLE001
-            return {"ok": False, "error": _error("import", f"{req['file']} failed to import: {type(e).__name__}: {e}", e, self.folder)}
+            return {"ok": False, "error": _error("import", f"{req['file']} failed to import: {type(e).__name__}: {_safe_str(e)}", e, self.folder)}
         target_name = req["target"]
         target = getattr(module, target_name, None)
         if target is None:
@@ -103,11 +296,14 @@ class Child:
 
         def build() -> Any:
             try:
-                return target(*args, **kwargs) if construct else target
+                built = target(*args, **kwargs) if construct else target
             except NotImplementedError:
                 raise
             except TypeError as e:
                 raise _ConstructionError(e) from e
+            finally:
+                self.restore()  # whatever the constructor patched is undone before the probe measures
+            return built
 
         fn = PROBES.get(req["probe"])
         if fn is None:
@@ -116,17 +312,23 @@ class Child:
             result = fn(build, **req.get("params", {}))
         except _ConstructionError as e:
             call = f"{target_name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
-            return {"ok": False, "error": _error("signature", f"{call} raised TypeError: {e.__cause__}", e.__cause__, self.folder)}
+            return {"ok": False, "error": _error("signature", f"{call} raised TypeError: {_safe_str(e.__cause__)}", e.__cause__, self.folder)}
         except NotImplementedError as e:
-            return {"ok": False, "error": _error("not_implemented", f"{target_name} is not implemented yet ({e})", e, self.folder)}
+            return {"ok": False, "error": _error("not_implemented", f"{target_name} is not implemented yet ({_safe_str(e)})", e, self.folder)}
         except ProbeFailure as e:
-            return {"ok": False, "error": _error("wrong_type", str(e), None, self.folder)}
+            return {"ok": False, "error": _error("wrong_type", _safe_str(e), None, self.folder)}
         except MemoryError as e:
             return {"ok": False, "error": _error("memory", "ran out of memory", e, self.folder)}
         except SystemExit as e:
-            return {"ok": False, "error": _error("exit", f"your code called sys.exit({e.code!r})", None, self.folder)}
+            return {"ok": False, "error": _error("exit", f"your code called sys.exit({_safe_repr(e.code)})", None, self.folder)}
         except BaseException as e:  # noqa: BLE001
-            return {"ok": False, "error": _error("exception", f"{type(e).__name__}: {e}", e, self.folder)}
+            return {"ok": False, "error": _error("exception", f"{type(e).__name__}: {_safe_str(e)}", e, self.folder)}
+        finally:
+            during = self.restore()
+        if during:
+            return {"ok": False, "error": _error(
+                "refused", f"your code replaced {', '.join(during[:3])} while it was being measured; "
+                "the measurement cannot be trusted, so this check fails", None, self.folder)}
         return {"ok": True, "result": result}
 
     def serve(self) -> None:
@@ -135,22 +337,32 @@ class Child:
                 req = protocol.recv(self.sock)
             except protocol.ChannelClosed:
                 return
-            reply = self.handle(req)
-            text, truncated = self.out.take()
-            reply.update(id=req.get("id"), stdout=text, stdout_truncated=truncated)
             try:
-                protocol.send(self.sock, reply)
-            except TypeError as e:
-                protocol.send(self.sock, {"id": req.get("id"), "ok": False, "stdout": text, "stdout_truncated": truncated,
-                                          "error": {"kind": "exception", "message": f"result could not be sent: {e}", "traceback": ""}})
+                reply = self.handle(req)
+            except BaseException as e:  # noqa: BLE001 - e.g. a hostile exception escaping a handler
+                reply = {"ok": False, "error": _error("exception", f"{type(e).__name__}: {_safe_str(e)}", None, self.folder)}
+            if req.get("op") != "probe":  # a probe restored everything as it ended
+                self.restore()  # nothing the student patched may change how this reply is encoded or the next one read
+            text, truncated = self.out.take()
+            events = [{"kind": "refused", "detail": d} for d in _refused]
+            _refused.clear()
+            meta = {"id": req.get("id"), "stdout": text, "stdout_truncated": truncated, "events": events}
+            try:
+                protocol.send(self.sock, {**reply, **meta})
+            except (TypeError, ValueError, RecursionError) as e:
+                protocol.send(self.sock, {**meta, "ok": False, "error": {
+                    "kind": "exception", "message": f"result could not be sent: {_safe_str(e, 300)}", "traceback": ""}})
 
 
 class _ConstructionError(Exception):
     pass
 
 
-def run(sock: socket.socket, folder: str, output_limit: int) -> None:
+def run(sock: socket.socket, folder: str, output_limit: int, protected: list[int] | None = None) -> None:
+    if protected:
+        install_guard(protected)
     child = Child(sock, folder, output_limit)
+    child.integrity = Integrity()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

@@ -1,10 +1,18 @@
 """Wire format between the trusted grader and the sandboxed worker.
 
 A frame is ``[4-byte big-endian header length][JSON header][blob]*``. The header
-lists blob lengths under ``"blobs"``; an array inside a message is written as
-``{"__ndarray__": i}`` and its blob is an ``.npy`` file read with
-``allow_pickle=False``. Non-finite floats travel as ``{"__float__": "nan"}`` so
-the JSON stays strict. No pickle is ever used in either direction.
+is ``{"body": {...}, "blobs": [n0, n1, ...]}``: the message and the byte length
+of each blob that follows it. An array inside a message is written as
+``{"__ndarray__": i}`` and its blob is an ``.npy`` file; non-finite floats travel
+as ``{"__float__": "nan"}`` so the JSON stays strict. No pickle is ever used in
+either direction.
+
+The reader treats every frame as hostile: the header must be strict JSON (no
+``NaN`` literals) of bounded size and nesting; blob lengths must be plain
+non-negative integers whose sum is bounded; an array reference must name an
+existing blob; an ``.npy`` blob must hold a dtype without Python objects and
+exactly the bytes its header announces (checked before anything is allocated).
+Any violation raises ``ProtocolError``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ import time
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 MAX_HEADER = 4 * 1024 * 1024
-MAX_FRAME = 512 * 1024 * 1024
+MAX_FRAME = 256 * 1024 * 1024
+MAX_DEPTH = 64
 _LEN = struct.Struct(">I")
 
 
@@ -36,103 +46,175 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _encode_value(value: Any, blobs: list[bytes]) -> Any:
+# --------------------------------------------------------------------------- encoding
+
+def _encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise TypeError("message nested too deeply")
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
+        if value.dtype.hasobject:
             raise TypeError("object arrays cannot be sent")
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
+        np.save(buf, value, allow_pickle=False)  # keeps 0-d arrays 0-d; any memory layout is written correctly
         blobs.append(buf.getvalue())
         return {"__ndarray__": len(blobs) - 1}
     if isinstance(value, np.generic):
-        return _encode_value(value.item(), blobs)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, dict):
-        return {str(k): _encode_value(v, blobs) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode_value(v, blobs) for v in value]
-    if value is None or isinstance(value, (bool, int, str)):
+        return _encode_value(value.item(), blobs, depth + 1)
+    if isinstance(value, bool) or value is None:
         return value
-    raise TypeError(f"cannot send a {type(value).__name__}")
-
-
-def _decode_value(value: Any, blobs: list[bytes]) -> Any:
+    if isinstance(value, float):
+        value = float(value)  # a float subclass travels as its plain value
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, dict):
-        if set(value) == {"__ndarray__"}:
-            index = value["__ndarray__"]
-            if not isinstance(index, int) or not 0 <= index < len(blobs):
-                raise ProtocolError("array reference out of range")
-            try:
-                return np.load(io.BytesIO(blobs[index]), allow_pickle=False)
-            except Exception as e:  # noqa: BLE001 - any parse failure is a protocol error
-                raise ProtocolError(f"bad array blob: {e}") from None
-        if set(value) == {"__float__"}:
-            if value["__float__"] not in ("nan", "inf", "-inf"):
-                raise ProtocolError("bad float marker")
-            return float(value["__float__"])
-        return {k: _decode_value(v, blobs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_value(v, blobs) for v in value]
-    return value
+        return {str(k): _encode_value(v, blobs, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_value(v, blobs, depth + 1) for v in value]
+    raise TypeError(f"cannot send a {type(value).__name__}")
 
 
 def encode(message: dict[str, Any]) -> bytes:
     blobs: list[bytes] = []
     body = _encode_value(message, blobs)
     header = json.dumps({"body": body, "blobs": [len(b) for b in blobs]}, allow_nan=False).encode()
+    if len(header) > MAX_HEADER:
+        raise TypeError(f"message header of {len(header)} bytes is over the {MAX_HEADER}-byte limit")
+    if sum(len(b) for b in blobs) > MAX_FRAME:
+        raise TypeError(f"message arrays are over the {MAX_FRAME >> 20} MiB limit")
     return b"".join([_LEN.pack(len(header)), header, *blobs])
 
 
-def decode(header: bytes, blob_data: bytes) -> dict[str, Any]:
+# --------------------------------------------------------------------------- decoding
+
+def _load_array(blob: bytes | memoryview) -> np.ndarray:
+    """Parse an ``.npy`` blob without pickle, checking its size before allocating."""
+    f = io.BytesIO(blob)
+    try:
+        version = npy_format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except Exception as e:  # noqa: BLE001 - any parse failure is a protocol error
+        raise ProtocolError(f"bad array blob: {e}") from None
+    if dtype.hasobject:
+        raise ProtocolError("array blob holds Python objects (refused: arrays must be plain numbers)")
+    if dtype.itemsize == 0:
+        raise ProtocolError("array blob has a zero-size dtype")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ProtocolError("array blob has a bad shape")
+    count = math.prod(shape)
+    offset = f.tell()
+    if count * dtype.itemsize != len(blob) - offset:
+        raise ProtocolError(f"array blob holds {len(blob) - offset} data bytes, its header announces "
+                            f"{count * dtype.itemsize}")
+    array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+    return array.copy()
+
+
+def _decode_value(value: Any, blobs: list[Any], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ProtocolError("message nested too deeply")
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            index = value["__ndarray__"]
+            if type(index) is not int or not 0 <= index < len(blobs):
+                raise ProtocolError("array reference out of range")
+            return _load_array(blobs[index])
+        if set(value) == {"__float__"}:
+            if value["__float__"] not in ("nan", "inf", "-inf"):
+                raise ProtocolError("bad float marker")
+            return float(value["__float__"])
+        return {k: _decode_value(v, blobs, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_value(v, blobs, depth + 1) for v in value]
+    return value
+
+
+def _parse_header(header: bytes) -> dict[str, Any]:
     try:
         head = json.loads(header, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ProtocolError(f"header is not strict JSON: {e}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ProtocolError(f"header is not strict JSON: {str(e)[:200]}") from None
     if not isinstance(head, dict) or not isinstance(head.get("blobs"), list) or not isinstance(head.get("body"), dict):
         raise ProtocolError("header lacks body/blobs")
-    blobs, offset = [], 0
     for n in head["blobs"]:
-        if not isinstance(n, int) or n < 0:
+        if type(n) is not int or n < 0:
             raise ProtocolError("bad blob length")
-        blobs.append(blob_data[offset : offset + n])
+    if sum(head["blobs"]) > MAX_FRAME:
+        raise ProtocolError("frame too large")
+    return head
+
+
+def decode(header: bytes, blob_data: bytes | bytearray) -> dict[str, Any]:
+    head = _parse_header(header)
+    lengths = head["blobs"]
+    if sum(lengths) != len(blob_data):
+        raise ProtocolError("blob lengths do not match the data")
+    view, blobs, offset = memoryview(blob_data), [], 0
+    for n in lengths:
+        blobs.append(view[offset : offset + n])
         offset += n
-    return _decode_value(head["body"], blobs)
+    try:
+        return _decode_value(head["body"], blobs)
+    except RecursionError:
+        raise ProtocolError("message nested too deeply") from None
 
 
 def blob_total(header: bytes) -> int:
-    try:
-        head = json.loads(header, parse_constant=_reject_constant)
-        total = sum(head["blobs"])
-    except Exception:  # noqa: BLE001
-        raise ProtocolError("header is not a valid frame header") from None
-    if not isinstance(total, int) or total > MAX_FRAME:
-        raise ProtocolError("frame too large")
-    return total
+    return sum(_parse_header(header)["blobs"])
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
-    chunks, got = [], 0
+# --------------------------------------------------------------------------- sockets
+
+def _recv_into(sock: socket.socket, buf: bytearray | memoryview, deadline: float | None) -> None:
+    view, got, n = memoryview(buf), 0, len(buf)
     while got < n:
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no reply in time")
             sock.settimeout(remaining)
+        else:
+            sock.settimeout(None)
         try:
-            chunk = sock.recv(min(n - got, 1 << 20))
+            k = sock.recv_into(view[got:], min(n - got, 1 << 20))
         except socket.timeout:
             raise TimeoutError("no reply in time") from None
-        if not chunk:
+        if not k:
             raise ChannelClosed("channel closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        got += k
 
 
-def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.settimeout(None)
-    sock.sendall(encode(message))
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    buf = bytearray(n)
+    _recv_into(sock, buf, deadline)
+    return bytes(buf)
+
+
+def send(sock: socket.socket, message: dict[str, Any], deadline: float | None = None) -> None:
+    """Send one frame; with ``deadline``, a peer that stops reading raises ``TimeoutError``."""
+    data = encode(message)
+    if deadline is None:
+        sock.settimeout(None)
+        sock.sendall(data)
+        return
+    view, sent = memoryview(data), 0
+    while sent < len(data):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the other side stopped reading")
+        sock.settimeout(remaining)
+        try:
+            sent += sock.send(view[sent:])
+        except socket.timeout:
+            raise TimeoutError("the other side stopped reading") from None
 
 
 def recv(sock: socket.socket, deadline: float | None = None) -> dict[str, Any]:
@@ -140,5 +222,7 @@ def recv(sock: socket.socket, deadline: float | None = None) -> dict[str, Any]:
     if length > MAX_HEADER:
         raise ProtocolError("header too large")
     header = _recv_exact(sock, length, deadline)
-    blob_data = _recv_exact(sock, blob_total(header), deadline)
+    total = blob_total(header)
+    blob_data = bytearray(total)
+    _recv_into(sock, blob_data, deadline)
     return decode(header, blob_data)

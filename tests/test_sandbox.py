@@ -1,0 +1,302 @@
+"""The sandbox itself: what a worker can see, write, reach and start, and what it leaves behind."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.client import SubmissionError, WorkerClient
+from grader.sandbox import Sandbox, SandboxConfig, _bwrap_works, bwrap_path
+from grader.worker import zygote
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_bwrap = pytest.mark.skipif(not (bwrap_path() and _bwrap_works()), reason="needs a working bubblewrap")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+
+INSPECT = '''
+import os, socket, sys
+
+def run(paths, writable):
+    seen = {p: os.path.exists(p) for p in paths}
+    wrote = {}
+    for folder in writable:
+        try:
+            with open(os.path.join(folder, "probe-write"), "w") as f:
+                f.write("x")
+            st = os.statvfs(folder)
+            wrote[folder] = st.f_blocks * st.f_frsize
+        except OSError as e:
+            wrote[folder] = e.strerror
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    try:
+        import grader  # noqa: F401
+        grader_importable = True
+    except ImportError:
+        grader_importable = False
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        inet = "allowed"
+    except OSError as e:
+        inet = type(e).__name__
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+    return {"seen": seen, "wrote": wrote, "root": sorted(os.listdir("/")), "sys_path": sys.path,
+            "uid": os.getuid(), "nnp": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
+            "capeff": status["CapEff"].strip(), "grader": grader_importable, "inet": inet,
+            "interfaces": [l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]],
+            "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}
+
+
+def kill_parent():
+    import signal
+    out = {}
+    for name, target in (("parent", os.getppid()), ("all", -1), ("init", 1)):
+        try:
+            os.kill(target, signal.SIGKILL)
+            out[name] = "sent"
+        except OSError as e:
+            out[name] = type(e).__name__
+    try:
+        open(f"/proc/{os.getppid()}/mem", "rb").read(1)
+        out["mem"] = "read"
+    except OSError as e:
+        out["mem"] = type(e).__name__
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    out["libc"] = libc.kill(os.getppid(), 0)
+    out["ptrace"] = libc.ptrace(16, os.getppid(), 0, 0)  # PTRACE_ATTACH
+    return out
+
+
+def fork_many(n):
+    import time
+    started = refused = 0
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError:
+            refused += 1
+            continue
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        started += 1
+    return {"started": started, "refused": refused}
+
+
+def daemonize():
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv("/bin/sleep", ["sleep", "600"])
+        os._exit(0)
+    return os.getpid()
+
+
+def pids_here():
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+
+
+def die():
+    os._exit(3)
+'''
+
+
+def call(client: WorkerClient, target: str, *args: Any, timeout: float = 20) -> Any:
+    return client.probe("call_function", "spy.py", target, "function", list(args), {}, {}, timeout=timeout)["result"]["value"]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(SandboxConfig(tmp_mb=16, memory_mb=512, max_processes=16, output_bytes=2000)) as s:
+        yield s
+
+
+@pytest.fixture
+def client(sandbox):
+    c = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    yield c
+    c.close()
+
+
+# --------------------------------------------------------------------------- the view
+
+@needs_bwrap
+def test_the_view_holds_nothing_of_the_grader(client: WorkerClient) -> None:
+    secret = [ROOT / "src", ROOT / "src" / "grader" / "engine.py", ROOT / "courses", ROOT / "reference",
+              ROOT / "tests", ROOT / "submissions", ROOT / "tests" / "fixtures" / "minicourse" / "hidden",
+              ROOT / "README.md", ROOT / "pyproject.toml", Path.home() / ".ssh", Path("/etc/passwd"),
+              Path("/etc/hostname"), Path("/root/.pyenv/versions") / "nonexistent"]
+    editable = [Path(line.strip()) for pth in ROOT.glob(".venv/lib/python*/site-packages/__editable__*.pth")
+                for line in pth.read_text().splitlines() if line.startswith("/")]
+    out = call(client, "run", [str(p) for p in secret + editable], ["/tmp", "/dev/shm", "/home/student", "/",
+                                                                     "/etc", "/opt/grader-worker", str(ROOT),
+                                                                     str(ROOT / ".venv"), "/usr", "/dev"])
+    assert not any(out["seen"].values()), out["seen"]
+    assert out["grader"] is False
+    assert not any(str(ROOT / "src") in p for p in out["sys_path"])
+    assert set(out["root"]) <= {"bin", "dev", "etc", "home", "lib", "lib64", "opt", "proc", "root", "sbin", "tmp",
+                                "usr", "work", "sys", ROOT.parts[1]}
+    writable = {k: v for k, v in out["wrote"].items() if isinstance(v, int)}
+    assert set(writable) == {"/tmp", "/dev/shm", "/home/student"}, out["wrote"]
+    assert all(v == 16 << 20 for v in writable.values())  # sized tmpfs, not host memory
+
+
+@needs_bwrap
+def test_no_network_no_privileges_and_only_our_processes(client: WorkerClient) -> None:
+    out = call(client, "run", [], [])
+    assert out["inet"] == "PermissionError"
+    assert out["interfaces"] == ["lo"]
+    assert out["uid"] == 65534 and out["nnp"] == "1" and out["seccomp"] == "2" and int(out["capeff"], 16) == 0
+    assert out["pids"][:2] == [1, 2] and len(out["pids"]) <= 4  # bwrap's init, the zygote, this worker
+    assert any(e.kind == "refused" and "network" in e.detail for e in client.events)
+
+
+@needs_bwrap
+def test_the_zygote_cannot_be_signalled_traced_or_read(sandbox: Sandbox, client: WorkerClient) -> None:
+    generation = sandbox.generation
+    out = call(client, "kill_parent")
+    assert out["parent"] == out["all"] == out["init"] == "PermissionError"
+    assert out["mem"] == "PermissionError" and out["libc"] == -1 and out["ptrace"] == -1
+    assert sandbox.alive() and sandbox.generation == generation
+    assert call(client, "pids_here")  # the same worker still answers
+
+
+# --------------------------------------------------------------------------- limits and clean-up
+
+@needs_bwrap
+@needs_root
+def test_process_limit_and_nothing_left_behind(sandbox: Sandbox, client: WorkerClient) -> None:
+    call(client, "daemonize")
+    out = call(client, "fork_many", 30)
+    assert out["refused"] > 0 and out["started"] < 16
+    assert any(e.kind == "refused" and "process limit" in e.detail for e in client.events)
+    assert len(sandbox.leftover_processes()) > 1
+    client.close()
+    assert sandbox.leftover_processes() == []
+    fresh = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    try:
+        assert len(call(fresh, "pids_here")) == 3  # init, zygote, the new worker: nothing of the last one
+    finally:
+        fresh.close()
+
+
+@needs_bwrap
+def test_a_dead_zygote_is_replaced(sandbox: Sandbox) -> None:
+    client = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    try:
+        call(client, "pids_here")
+        generation = sandbox.generation
+        os.killpg(sandbox.proc.pid, signal.SIGKILL)  # as the OOM killer might
+        sandbox.proc.wait(timeout=10)
+        with pytest.raises(SubmissionError) as err:
+            call(client, "pids_here")
+        assert err.value.kind == "crash"
+        assert call(client, "pids_here")  # a fresh zygote answers
+        assert sandbox.generation == generation + 1
+        assert any("restarted" in e.detail for e in client.events)
+    finally:
+        client.close()
+
+
+def test_a_worker_that_exits_is_a_crash_not_cheating(sandbox: Sandbox) -> None:
+    client = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    try:
+        with pytest.raises(SubmissionError) as err:
+            call(client, "die")
+        assert err.value.kind == "crash" and [e.kind for e in client.events] == ["crash"]
+        assert call(client, "pids_here")
+    finally:
+        client.close()
+
+
+def test_fallback_without_bubblewrap_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_NO_BWRAP", "1")
+    with Sandbox(SandboxConfig(tmp_mb=16, memory_mb=512, max_processes=16)) as s:
+        assert "NOT isolated" in s.isolation and not s.use_bwrap
+        client = WorkerClient(s, {"spy.py": INSPECT.encode()})
+        try:
+            assert call(client, "fork_many", 3)["started"] == 3
+            assert call(client, "kill_parent")["parent"] == "PermissionError"  # the filter still guards the grader
+        finally:
+            client.close()
+        assert s.leftover_processes() == []
+
+
+# --------------------------------------------------------------------------- pieces
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_seccomp_program_fits_and_names_the_protected_pids(arch: str) -> None:
+    program = zygote.seccomp_program([2, 1, 77, -2], arch)
+    assert program is not None and len(program) % 8 == 0 and len(program) // 8 < 255
+    ks = {struct.unpack("HBBI", program[i : i + 8])[3] for i in range(0, len(program), 8)}
+    assert {1, 2, 77, 0xFFFFFFFE, 0xFFFFFFFF} <= ks
+    assert zygote.seccomp_program([2], "sparc") is None
+
+
+def test_wipe_removes_what_a_submission_leaves(tmp_path: Path) -> None:
+    target = tmp_path / "work"
+    deep = target.joinpath(*["d"] * 200)  # deeper than most path-based tools like
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    locked = target / "locked" / "inner"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("x")
+    os.chmod(target / "locked", 0)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("must survive")
+    (target / "link").symlink_to(keep)
+    (target / "dirlink").symlink_to(tmp_path)
+    cwd = os.getcwd()
+    zygote.wipe(target)
+    assert os.getcwd() == cwd
+    assert target.is_dir() and list(target.iterdir()) == []
+    assert keep.read_text() == "must survive"
+
+
+def test_integrity_check_raises_no_false_alarm_for_the_probes() -> None:
+    """Every probe, run on an honest module, changes nothing the monkeypatch guard watches."""
+    import torch
+    from torch import nn
+
+    from grader.worker.child import Integrity
+    from grader.worker.probes import PROBES
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.drop = nn.Dropout(0.2)
+            self.fc = nn.Linear(4, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.bn(self.conv(x)))
+            return self.fc(self.drop(nn.functional.adaptive_avg_pool2d(y, 1).flatten(1)))
+
+    guard = Integrity()
+    assert guard.check() == []
+    for name, fn in PROBES.items():
+        params = inspect.signature(fn).parameters
+        kwargs: dict[str, Any] = {}
+        if "input_shape" in params:
+            kwargs["input_shape"] = [2, 3, 8, 8]
+        if "depth" in params:
+            kwargs["depth"] = 2
+        if "device" in params:
+            kwargs["device"] = "cpu"
+        if "steps" in params:
+            kwargs["steps"] = 2
+        try:
+            fn(Block, **kwargs)
+        except Exception:  # noqa: BLE001 - some probes want another kind of target; only side effects matter
+            pass
+        assert guard.check() == [], name
+    torch.nn.Module.parameters = lambda self, recurse=True: iter([])  # and a real patch is seen and undone
+    assert guard.check() == ["Module.parameters"]
+    assert list(nn.Linear(2, 2).parameters())
