@@ -130,3 +130,14 @@ def test_an_internal_suite_bug_is_flagged_not_blamed_on_the_student(minicourse_c
     [test] = [t for t in result.tests if t.target == "double"]
     assert test.outcome is Outcome.error and "not your fault" in test.message
     assert any(f.kind == "internal" and "suite bug" in f.detail for f in result.flags)
+
+
+def test_the_total_time_limit_stops_the_rest_and_is_flagged(minicourse_copy, make_submission):
+    toml = minicourse_copy / "assignment.toml"
+    toml.write_text(toml.read_text().replace("submission_timeout_s = 120", "submission_timeout_s = 1"))
+    slow = CORRECT.replace("return x + F.relu(self.body(x))", "import time; time.sleep(0.8)\n            return x + F.relu(self.body(x))")
+    with _session_for(minicourse_copy) as session:
+        result = session.grade(make_submission({"blocks.py": slow}))
+    assert any(f.kind == "timeout" and "total limit of 1 s" in f.detail for f in result.flags)
+    late = [t for t in result.tests if "total time limit" in t.message]
+    assert late and all(t.score == 0 for t in late)

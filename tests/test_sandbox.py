@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import sys
 import struct
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,17 @@ def test_integrity_check_raises_no_false_alarm_for_the_probes() -> None:
     torch.nn.Module.parameters = lambda self, recurse=True: iter([])  # and a real patch is seen and undone
     assert guard.check() == ["Module.parameters"]
     assert list(nn.Linear(2, 2).parameters())
+
+
+def test_gpu_sandbox_leaves_the_gpu_visible_and_cpu_sandbox_hides_it(monkeypatch):
+    from grader.sandbox import bwrap_command
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")
+    gpu = bwrap_command(sys.executable, 64, gpu=True)
+    cpu = bwrap_command(sys.executable, 64, gpu=False)
+    pairs = lambda cmd: [(cmd[i + 1], cmd[i + 2]) for i, a in enumerate(cmd) if a == "--setenv"]  # noqa: E731
+    assert ("CUDA_VISIBLE_DEVICES", "") not in pairs(gpu)
+    assert ("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64") in pairs(gpu)
+    assert ("CUDA_VISIBLE_DEVICES", "") in pairs(cpu)
+    assert "LD_LIBRARY_PATH" not in dict(pairs(cpu))

@@ -80,6 +80,9 @@ class GradingSession:
         flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
                       detail=e.detail, test=getattr(e, "test", None)) for e in client.events]
         flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
+        if plugin.skipped_for_time:
+            flags.append(Flag(kind="timeout", detail=f"the submission's total limit of {spec.limits.submission_timeout_s:g} s "
+                              f"ran out; {len(plugin.skipped_for_time)} test(s) did not run"))
         return SubmissionResult(
             student=student or Path(folder).name, assignment=spec.id,
             score=round(sum(t.score for t in tests), 4), max_score=round(sum(t.max_score for t in tests), 4),

@@ -44,6 +44,7 @@ class GradingPlugin:
         self._student = student
         self._reference = reference
         self.deadline = deadline
+        self.skipped_for_time: list[str] = []
         self.results: list[TestResult] = []
         self.artifacts_store: dict[str, Any] = {}
         self.internal_errors: list[str] = []
@@ -101,6 +102,7 @@ class GradingPlugin:
         self._started[item.nodeid] = time.monotonic()
         self._student.stdout.clear()
         if time.monotonic() > self.deadline:
+            self.skipped_for_time.append(item.nodeid.split("::", 1)[-1])
             raise SubmissionError("timeout", "the submission's total time limit was used up before this test ran")
         mark = item.get_closest_marker("grade")
         if mark.kwargs.get("timeout"):

@@ -221,6 +221,9 @@ def python_view() -> tuple[list[str], list[str]]:
     return sorted(roots), hide
 
 
+GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES")
+
+
 def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | list[str] = ()) -> list[str]:
     size = str(tmp_mb * 1024 * 1024)
     cmd = [bwrap_path() or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
@@ -257,7 +260,7 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
             if dev.is_char_device():
                 cmd += ["--dev-bind", str(dev), str(dev)]
         cmd += ["--ro-bind", "/sys", "/sys"]
-        for var in ("CUDA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG"):
+        for var in GPU_ENVIRONMENT:
             if var in os.environ:
                 cmd += ["--setenv", var, os.environ[var]]
     else:
@@ -325,8 +328,12 @@ class Sandbox:
                     f"import sys; sys.path.insert(0, {str(WORKER_PACKAGE.parent)!r}); "
                     "import worker as grader_worker; sys.modules['grader_worker'] = grader_worker; "
                     "from grader_worker.zygote import main; main()", str(theirs.fileno())]
-        env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir,
-               "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if config.gpu else ""}
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir}
+        if config.gpu:
+            # The GPU stays visible as the host sees it; the driver's libraries may sit on LD_LIBRARY_PATH.
+            env.update({k: os.environ[k] for k in GPU_ENVIRONMENT if k in os.environ})
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ""
         self._stderr = tempfile.TemporaryFile()
         cgroups = self.cgroups
         self.proc = subprocess.Popen(
