@@ -3,58 +3,85 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
+import json
+import shlex
 import sys
 from pathlib import Path
 
 from grader.cli import UsageError
 
-HELP = "grade one or more submission folders"
+HELP = "grade submissions: folders, .zip files or a class's bulk download"
 DESCRIPTION = (
-    "Grade each submission folder (its name is the student id) against the assignment's hidden suite. "
-    "Writes DIR/<student>/results.json (Gradescope's schema), grading.json (everything) and report.html. "
-    "A result whose submission, suite, reference and grader are unchanged is kept, not regraded. "
-    "Exits 0 when every submission was graded, whatever the scores."
+    "Grade each submission against the assignment's hidden suite. A SUB is a submission folder (its name is the "
+    "student id), a student's .zip, or a class: a folder or .zip holding one zip or folder per student (an LMS "
+    "bulk download; ids come from the names, e.g. 'alice_12345_assignsubmission_file_day09.zip' -> alice; see "
+    "--id-pattern). Writes DIR/<student>/results.json (Gradescope's schema), grading.json and report.html, and "
+    "records the run in DIR/gradebook.sqlite (see `grader history`). A result whose submission, suite, reference "
+    "and grader are unchanged is kept, so running the same command again after a crash or Ctrl-C grades only "
+    "what is missing. Exits 0 when every submission has a result, whatever the scores; 1 when some could not "
+    "be graded; 2 for bad usage."
 )
-
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("submissions", nargs="+", metavar="SUB", type=Path, help="submission folders")
+    from grader.classrun import usable_cores
+
+    parser.add_argument("submissions", nargs="+", metavar="SUB", type=Path,
+                        help="submission folder, student .zip, or a class folder / bulk-download .zip")
     parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default: out)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="submissions graded at once (default: number of cores)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help=f"submissions graded at once (default: the number of cores, {usable_cores()} here)")
     parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
     parser.add_argument("--force", action="store_true", help="regrade even when a result for the same content exists")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
-
-
-def student_id(path: Path) -> str:
-    name = path.resolve().name
-    if not STUDENT_ID.match(name):
-        raise UsageError(f"{path}: folder name {name!r} is not a usable student id (letters, digits, . _ @ + -)")
-    return name
+    parser.add_argument("--id-pattern", metavar="REGEX", default=None,
+                        help="take student ids from file and folder names with this regular expression (its group "
+                             "'id', or its first group); default: the part before Moodle's or Canvas's numbers, "
+                             "else the name without .zip")
+    parser.add_argument("--executor", default="local", metavar="NAME",
+                        help="where jobs run (default: local, forked processes on this machine)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument("--json", action="store_true",
+                        help="print one JSON object summarising the run on stdout, and nothing else there")
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.classrun import grade_class
+    from grader.classrun import ExecutorUnavailable, OutputBusy, executor_names, grade_class
+    from grader.gradebook import GradebookError
+    from grader.ingest import IdRule, IngestError
+    from grader.progress import for_stream
     from grader.spec import find_spec
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     missing = [str(p) for p in args.submissions if not p.exists()]
     if missing:
         raise UsageError(f"no such submission: {', '.join(missing)}")
-    ids = [student_id(p) for p in args.submissions]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise UsageError(f"two submissions share the student id {dupes[0]!r}")
+    if args.executor not in executor_names():
+        raise UsageError(f"unknown executor {args.executor!r}; known: {', '.join(executor_names())}")
+    try:
+        IdRule(args.id_pattern)
+    except IngestError as e:
+        raise UsageError(str(e)) from None
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: not a folder")
     spec = find_spec(args.assignment)
-    summary = grade_class(spec, list(zip(ids, args.submissions)), args.out, jobs=args.jobs, force=args.force,
-                          progress=None if args.quiet else sys.stderr)
+    progress = for_stream(sys.stderr, quiet=args.quiet, machine=args.json)
+    try:
+        summary = grade_class(spec, args.submissions, args.out, jobs=args.jobs, force=args.force,
+                              executor=args.executor, id_pattern=args.id_pattern, progress=progress,
+                              command=shlex.join(["grader", *sys.argv[1:]]))
+    except (OutputBusy, IngestError, GradebookError, ExecutorUnavailable) as e:
+        raise UsageError(str(e)) from None
     if not args.quiet:
+        for warning in summary.warnings:
+            print(f"grader run: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    elif not args.quiet:
         for line in summary.lines():
             print(line)
-    return 0
+    if summary.failed and not args.json:
+        print(f"grader run: {len(summary.failed)} submission(s) could not be graded; "
+              "run the same command again to grade them", file=sys.stderr)
+    return summary.exit_code

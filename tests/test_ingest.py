@@ -1,0 +1,219 @@
+"""Reading what instructors download: folders, zips (safely) and LMS bulk downloads."""
+
+from __future__ import annotations
+
+import io
+import stat
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader.ingest import CLASS_ZIP, STUDENT_ZIP, IdRule, IngestError, ZipLimits, ingest, unpack_zip
+
+CODE = "def double(x):\n    return 2 * x\n"
+
+
+def make_zip(path: Path, members: dict[str, bytes | str], *, links: dict[str, str] | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+def zip_bytes(members: dict[str, bytes | str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def files_under(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- ids -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, sid", [
+    ("alice_12345_assignsubmission_file_day09.zip", "alice"),
+    ("Alice Smith_12345_assignsubmission_file_day09.zip", "Alice-Smith"),
+    ("Alice Smith_12345_assignsubmission_file_", "Alice-Smith"),
+    ("José Núñez_777_assignsubmission_onlinetext_x.zip", "Jose-Nunez"),
+    ("smithjohn_12345_67890_day09.zip", "smithjohn"),
+    ("smithjohn_LATE_12345_67890_day09.zip", "smithjohn"),
+    ("bob2_1_2_day09_final.zip", "bob2"),
+    ("alice.zip", "alice"),
+    ("ref-01", "ref-01"),
+    ("carol_day09.zip", "carol_day09"),
+])
+def test_default_id_rule(name, sid):
+    assert IdRule()(name) == sid
+
+
+def test_explicit_id_pattern():
+    rule = IdRule(r"_(?P<id>\d+)_assignsubmission")
+    assert rule("Alice Smith_12345_assignsubmission_file_day09.zip") == "12345"
+    with pytest.raises(IngestError, match="does not match 'alice.zip'"):
+        rule("alice.zip")
+    assert IdRule(r"^(\w+?)-")("bob-final.zip") == "bob"
+    with pytest.raises(IngestError, match="not a valid regular expression"):
+        IdRule("(")
+
+
+def test_unusable_id_is_an_error():
+    with pytest.raises(IngestError, match="no usable student id"):
+        IdRule()("___.zip")
+
+
+# --- safe extraction ---------------------------------------------------------------
+
+def test_zip_with_one_top_folder_is_flattened(tmp_path):
+    z = make_zip(tmp_path / "alice.zip", {"day09/blocks.py": CODE, "day09/notes/readme.txt": "hi",
+                                         "__MACOSX/day09/._blocks.py": "junk", "day09/.DS_Store": "junk"})
+    assert unpack_zip(z, tmp_path / "x") == []
+    assert files_under(tmp_path / "x") == {"blocks.py": CODE, "notes/readme.txt": "hi"}
+
+
+def test_traversal_absolute_and_symlinks_are_left_out(tmp_path):
+    z = make_zip(tmp_path / "mallory.zip",
+                 {"blocks.py": CODE, "../evil.py": "x", "/etc/evil.py": "x", "a/../../evil2.py": "x",
+                  "C:/evil3.py": "x", "..\\evil4.py": "x"},
+                 links={"link.py": "/etc/passwd"})
+    dest = tmp_path / "stage" / "mallory"
+    problems = unpack_zip(z, dest)
+    assert files_under(dest) == {"blocks.py": CODE}
+    assert not list(tmp_path.rglob("evil*")) and not (tmp_path / "stage" / "evil.py").exists()
+    assert len(problems) == 1 and problems[0].kind == "bad_input"
+    detail = problems[0].detail
+    assert "symbolic link" in detail and "absolute path" in detail and "'..'" in detail
+    assert "6 item(s) in mallory.zip were left out" in problems[0].message
+
+
+def test_declared_size_bomb_is_refused(tmp_path):
+    z = make_zip(tmp_path / "bomb.zip", {"blocks.py": CODE, "zeros.bin": b"\0" * (3 << 20)})
+    small = ZipLimits(max_entries=100, max_declared_bytes=1 << 20, max_file_bytes=1 << 20, max_total_bytes=1 << 20)
+    problems = unpack_zip(z, tmp_path / "x", small)
+    assert len(problems) == 1 and "zip bomb" in problems[0].message and "nothing in it was graded" in problems[0].message
+    assert files_under(tmp_path / "x") == {}
+
+
+def test_too_many_entries_is_refused(tmp_path):
+    z = make_zip(tmp_path / "many.zip", {f"f{i}.txt": "x" for i in range(60)})
+    problems = unpack_zip(z, tmp_path / "x", ZipLimits(50, 1 << 30, 1 << 20, 1 << 20))
+    assert "60 entries" in problems[0].message and files_under(tmp_path / "x") == {}
+
+
+def test_lying_header_is_caught_while_streaming(tmp_path):
+    """A member that declares 10 bytes but inflates to 2 MB never writes more than it declared."""
+    data = zip_bytes({"blocks.py": CODE, "big.bin": b"A" * (2 << 20)})
+    # patch big.bin's declared uncompressed size (local header and central directory) to 10
+    def offsets(signature: bytes) -> list[int]:
+        return [i for i in range(len(data) - 3) if data[i:i + 4] == signature]
+
+    i_local, i_central = offsets(b"PK\x03\x04")[1], offsets(b"PK\x01\x02")[1]
+    data = bytearray(data)
+    struct.pack_into("<I", data, i_local + 22, 10)
+    struct.pack_into("<I", data, i_central + 24, 10)
+    z = tmp_path / "liar.zip"
+    z.write_bytes(bytes(data))
+    problems = unpack_zip(z, tmp_path / "x")
+    assert len(problems) == 1 and "nothing in it was graded" in problems[0].message
+    assert files_under(tmp_path / "x") == {}
+
+
+def test_large_members_are_left_out_not_the_zip(tmp_path):
+    z = make_zip(tmp_path / "alice.zip", {"blocks.py": CODE, "weights.pth": b"\1" * 3000})
+    problems = unpack_zip(z, tmp_path / "x", ZipLimits(100, 1 << 30, 2000, 1 << 20))
+    assert files_under(tmp_path / "x") == {"blocks.py": CODE}
+    assert "weights.pth (over the size limit" in problems[0].detail
+
+
+def test_corrupt_zip_is_a_problem(tmp_path):
+    z = tmp_path / "broken.zip"
+    z.write_bytes(b"PK\x03\x04 this is not really a zip")
+    problems = unpack_zip(z, tmp_path / "x")
+    assert "not a zip file that can be read" in problems[0].message
+
+
+def test_limits_sit_above_the_intake():
+    from grader import intake
+
+    assert STUDENT_ZIP.max_file_bytes == intake.MAX_FILE_BYTES and STUDENT_ZIP.max_total_bytes == intake.MAX_TOTAL_BYTES
+    assert CLASS_ZIP.max_file_bytes > STUDENT_ZIP.max_declared_bytes / 8
+
+
+# --- what one argument holds ---------------------------------------------------------
+
+def test_plain_folder_and_nested_folder(tmp_path):
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "blocks.py").write_text(CODE)
+    (tmp_path / "bob" / "day09").mkdir(parents=True)
+    (tmp_path / "bob" / "day09" / "blocks.py").write_text(CODE)
+    found, warnings = ingest([tmp_path / "alice", tmp_path / "bob"], tmp_path / "stage")
+    assert [(i.student, i.folder) for i in found] == [("alice", tmp_path / "alice"), ("bob", tmp_path / "bob" / "day09")]
+    assert warnings == [] and all(i.problems == [] for i in found)
+
+
+def test_student_zip(tmp_path):
+    z = make_zip(tmp_path / "dl" / "carol.zip", {"day09/blocks.py": CODE})
+    [item] = ingest([z], tmp_path / "stage")[0]
+    assert item.student == "carol" and files_under(item.folder) == {"blocks.py": CODE}
+    assert item.folder.is_relative_to(tmp_path / "stage")
+
+
+def test_canvas_bulk_zip_of_zips(tmp_path):
+    bulk = make_zip(tmp_path / "submissions.zip", {
+        "alice_111_901_day09.zip": zip_bytes({"blocks.py": CODE}),
+        "bob_LATE_222_902_day09.zip": zip_bytes({"day09/blocks.py": CODE}),
+        "mallory_333_903_day09.zip": zip_bytes({"blocks.py": CODE, "../../escape.py": "x"}),
+        "eve_444_904_day09.zip": b"not a zip at all",
+    })
+    found, _ = ingest([bulk], tmp_path / "stage")
+    by_id = {i.student: i for i in found}
+    assert sorted(by_id) == ["alice", "bob", "eve", "mallory"]
+    assert files_under(by_id["bob"].folder) == {"blocks.py": CODE}
+    assert "left out" in by_id["mallory"].problems[0].message
+    assert "not a zip file that can be read" in by_id["eve"].problems[0].message
+    assert not list(tmp_path.rglob("escape.py"))
+    assert by_id["alice"].origin == f"{bulk}/alice_111_901_day09.zip"
+
+
+def test_moodle_folder_per_student(tmp_path):
+    dl = tmp_path / "moodle"
+    make_zip(dl / "Alice Smith_12345_assignsubmission_file_" / "day09.zip", {"blocks.py": CODE})
+    (dl / "Bob Jones_12346_assignsubmission_file_").mkdir(parents=True)
+    (dl / "Bob Jones_12346_assignsubmission_file_" / "blocks.py").write_text(CODE)
+    found, _ = ingest([dl], tmp_path / "stage")
+    assert {i.student: files_under(i.folder) for i in found} == {"Alice-Smith": {"blocks.py": CODE},
+                                                               "Bob-Jones": {"blocks.py": CODE}}
+
+
+def test_folder_of_zips_and_explicit_pattern(tmp_path):
+    make_zip(tmp_path / "dl" / "s1_alice.zip", {"blocks.py": CODE})
+    make_zip(tmp_path / "dl" / "s2_bob.zip", {"blocks.py": CODE})
+    found, _ = ingest([tmp_path / "dl"], tmp_path / "stage", id_pattern=r"^s\d+_(?P<id>\w+)\.zip$")
+    assert [i.student for i in found] == ["alice", "bob"]
+
+
+def test_duplicate_ids_are_a_usage_error(tmp_path):
+    make_zip(tmp_path / "a" / "alice.zip", {"blocks.py": CODE})
+    (tmp_path / "b" / "alice").mkdir(parents=True)
+    (tmp_path / "b" / "alice" / "blocks.py").write_text(CODE)
+    with pytest.raises(IngestError, match="two submissions share the student id 'alice'"):
+        ingest([tmp_path / "a" / "alice.zip", tmp_path / "b" / "alice"], tmp_path / "stage")
+
+
+def test_not_a_folder_or_zip(tmp_path):
+    (tmp_path / "alice.py").write_text(CODE)
+    with pytest.raises(IngestError, match="not a folder or a .zip file"):
+        ingest([tmp_path / "alice.py"], tmp_path / "stage")
+    with pytest.raises(IngestError, match="no such submission"):
+        ingest([tmp_path / "nobody"], tmp_path / "stage")
