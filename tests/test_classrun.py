@@ -94,11 +94,13 @@ def _scores(out: Path, sids) -> dict:
     return found
 
 
-def test_jobs_two_gives_the_same_results_as_jobs_one(tmp_path, spec):
+def test_jobs_two_gives_the_same_results_as_jobs_one_and_as_alone(tmp_path, spec):
     students = {"alice": REFERENCE, "bob": WRONG, "carol": REFERENCE, "dave": "import nonsense_module\n"}
     subs = make_class(tmp_path / "subs", students)
     one = grade_class(spec, subs, tmp_path / "one", jobs=1)
     two = grade_class(spec, subs, tmp_path / "two", jobs=2)
+    grade_class(spec, [subs[1]], tmp_path / "alone")
+    assert _scores(tmp_path / "alone", ["bob"])["bob"] == _scores(tmp_path / "one", ["bob"])["bob"]
     assert one.jobs == 1 and two.jobs == 2
     assert len({o.worker_pid for o in two.graded}) == 2        # both workers graded
     assert len({o.worker_pid for o in one.graded}) == 1        # one worker, one session, every submission

@@ -130,7 +130,7 @@ class JobError(Exception):
 
 @dataclass
 class WorkerSettings:
-    threads: int = 1          # torch threads, here and in the sandbox
+    threads: int = 1          # torch threads in the sandbox (the grading process itself uses one)
     gpu: bool = False         # whether sessions give the sandbox the GPU
     gpu_lock: Any = None      # held while a GPU session grades: one submission on the GPU at a time
 
@@ -148,7 +148,10 @@ def configure_worker(settings: WorkerSettings) -> None:
     _SETTINGS = settings
     import torch
 
-    torch.set_num_threads(settings.threads)
+    # The grading process only runs the reference's probes (memoised) and waits on its sandbox, so one
+    # thread is enough; more oversubscribes the cores its sandbox needs, and an OpenMP pool inherited
+    # through fork from a parent that already ran tensor code deadlocks on first use.
+    torch.set_num_threads(1)
 
 
 def spec_for(spec_file: str) -> tuple[AssignmentSpec, str]:
@@ -296,6 +299,7 @@ ExecutorFactory = Callable[[ExecutorContext], Executor]
 class ExecutorUnavailable(Exception):
     """No executor by that name, or it cannot be loaded here (the message says why)."""
 
+
 EXECUTORS: dict[str, ExecutorFactory] = {}
 ENTRY_POINT_GROUP = "grader.executors"
 
@@ -311,7 +315,8 @@ def _found_executors() -> dict[str, Callable[[], ExecutorFactory]]:
     import pkgutil
     from importlib.metadata import entry_points
 
-    found: dict[str, Callable[[], ExecutorFactory]] = {ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found: dict[str, Callable[[], ExecutorFactory]] = {
+        ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
     folder = Path(grader.__file__).parent / "executors"
     for info in pkgutil.iter_modules([str(folder)]) if folder.is_dir() else []:
         if info.name.endswith("_executor"):
@@ -450,18 +455,19 @@ def _sandbox_cgroups() -> list[str]:
 
 
 def _worker_main(conn: mpc.Connection, lifeline: int, inherited: list[Any], settings: WorkerSettings,
-                 spec_file: str, parent: int) -> None:
+                 spec_file: str) -> None:
     """A grading process: starts its sandbox, then grades one job at a time from ``conn`` until told
     to stop (``None``) or the pipe closes. Every reply carries the sandbox's cgroups."""
     for item in inherited:   # the other workers' pipe and lifeline ends, copied by fork
-        item.close() if hasattr(item, "close") else os.close(item)
+        if isinstance(item, int):
+            os.close(item)
+        else:
+            item.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle; it closes our lifeline
     signal.signal(signal.SIGTERM, _on_term)
     with contextlib.suppress(OSError, AttributeError):   # a killed sandbox's orphans come to us, to reap
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     threading.Thread(target=_watch_lifeline, args=(lifeline,), name="grader-lifeline", daemon=True).start()
-    if os.getppid() != parent:
-        os._exit(1)
     configure_worker(settings)
     try:
         try:
@@ -523,7 +529,7 @@ class LocalExecutor:
                 life_r, life_w = os.pipe()
                 inherited = [end for s in self._slots for end in (s.conn, s.lifeline)] + [life_w]
                 proc = ctx.Process(target=_worker_main, name=f"grader-worker-{i + 1}", daemon=True,
-                                   args=(theirs, life_r, inherited, settings, spec_file_of(context.spec), os.getpid()))
+                                   args=(theirs, life_r, inherited, settings, spec_file_of(context.spec)))
                 proc.start()
                 theirs.close()
                 os.close(life_r)

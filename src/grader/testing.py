@@ -137,8 +137,13 @@ class ReferenceImplementation(Implementation):
             build: Callable[[], Any] = (lambda: obj(*built.args, **built.kwargs)) if built.construct else (lambda: obj)
             import torch
 
-            with torch.random.fork_rng():
-                result = probe_library.PROBES[name](build, **params)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the reference runs once per run; never compete with the sandbox for cores
+            try:
+                with torch.random.fork_rng():
+                    result = probe_library.PROBES[name](build, **params)
+            finally:
+                torch.set_num_threads(threads)
             self.memo[key] = _plain_copy(result)
         return self.memo[key]
 
