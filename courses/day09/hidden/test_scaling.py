@@ -104,11 +104,12 @@ def test_scaled_resnet_sizes(student, reference):
         got = cb.run(student.build("ScaledResNet", *args), "meta_cost")
         want = cb.run(reference.build("ScaledResNet", *args), "meta_cost")
         where = cb.call_text("ScaledResNet", args)
-        for attr in ("widths", "depths"):
-            check(got.get(attr) == want[attr], f"{where}.{attr} is not the rounded stage {attr}",
-                  expected=str(want[attr]), found=str(got.get(attr, "missing")),
-                  hint="widths = [round_channels(c, width_mult) for c in (64, 128, 256, 512)], "
-                       "depths = [round_depth(2, depth_mult)] * 4, stored as attributes.")
+        for what, key in (("stage widths (output channels of its 3x3 convolutions)", "widths"),
+                          ("blocks per stage", "depths")):
+            check(got[key] == want[key], f"{where} does not have the rounded {what}",
+                  expected=str(want[key]), found=str(got[key]),
+                  hint="Stage widths are round_channels(c, width_mult) for c in (64, 128, 256, 512); "
+                       "each stage has round_depth(2, depth_mult) residual blocks.")
         if got["params"] != want["params"]:
             by = ", ".join(f"{t} {cb.signed(got['by_type'].get(t, 0) - want['by_type'].get(t, 0))}"
                            for t in sorted(set(got["by_type"]) | set(want["by_type"]))
@@ -140,10 +141,10 @@ def test_efficientnet_style(student, reference):
               expected="(nn.Module, int)", found=str(got.get("resolution_type", "a single object")))
         check_equal(got["resolution"], want["resolution"], f"resolution returned by {where}",
                     hint="round_resolution(base_resolution, gamma ** phi), e.g. 37 for phi = 1.")
-        if got["params"] != want["params"] or got.get("widths") != want["widths"] or got.get("depths") != want["depths"]:
+        if got["params"] != want["params"] or got["widths"] != want["widths"] or got["depths"] != want["depths"]:
             raise Mistake(f"The model returned by {where} is not ScaledResNet(width_mult=beta**phi, depth_mult=alpha**phi)",
-                          expected=f"widths {want['widths']}, depths {want['depths']}, {want['params']:,} parameters",
-                          found=f"widths {got.get('widths')}, depths {got.get('depths')}, {got['params']:,} parameters",
+                          expected=f"stage widths {want['widths']}, blocks per stage {want['depths']}, {want['params']:,} parameters",
+                          found=f"stage widths {got['widths']}, blocks per stage {got['depths']}, {got['params']:,} parameters",
                           hint="d, w, r = compound_coefficients(phi); return ScaledResNet(width_mult=w, depth_mult=d, "
                                "num_classes=num_classes), round_resolution(base_resolution, r).")
 

@@ -934,12 +934,16 @@ def meta_cost(build: Callable[[], Any], input_shape: list[int] | None = None) ->
     if resolution is not None:
         out["resolution_type"] = type(resolution).__name__
         out["resolution"] = int(resolution) if isinstance(resolution, (int, float)) and not isinstance(resolution, bool) else None
-    for attr in ("widths", "depths"):
-        value = getattr(model, attr, None)
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
-            out[attr] = [int(v) for v in value]
     convs = [m for m in _modules_of(model) if isinstance(m, nn.Conv2d) and max(m.kernel_size) == 3]
     out["conv3x3"] = len(convs)
+    # Stage sizes read from the layers, whatever the attributes are called: the stage widths are the
+    # distinct output widths of the 3x3 convolutions; each residual block holds two of them and the
+    # stem one more of the first width.
+    counts: dict[int, int] = {}
+    for conv in convs:
+        counts[conv.out_channels] = counts.get(conv.out_channels, 0) + 1
+    out["widths"] = sorted(counts)
+    out["depths"] = [(counts[w] - (1 if i == 0 else 0)) // 2 for i, w in enumerate(out["widths"])]
     shape = input_shape or ([1, 3, out["resolution"], out["resolution"]] if out.get("resolution") else None)
     if shape is not None:
         _to(model, "meta")
