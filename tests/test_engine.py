@@ -141,3 +141,15 @@ def test_the_total_time_limit_stops_the_rest_and_is_flagged(minicourse_copy, mak
     assert any(f.kind == "timeout" and "total limit of 1 s" in f.detail for f in result.flags)
     late = [t for t in result.tests if "total time limit" in t.message]
     assert late and all(t.score == 0 for t in late)
+
+
+def test_bonus_points_are_extra_credit(minicourse_copy):
+    toml = minicourse_copy / "assignment.toml"
+    toml.write_text(toml.read_text().replace('target = "double"\ncategory = "api"', 'target = "double"\ncategory = "bonus"')
+                    .replace("total_points = 10", "total_points = 8"))
+    suite = minicourse_copy / "hidden" / "test_blocks.py"
+    suite.write_text(suite.read_text().replace('@grade("double", "api")', '@grade("double", "bonus")'))
+    with _session_for(minicourse_copy) as session:
+        result = session.grade(minicourse_copy / "reference")
+    assert result.max_score == 8 and result.score == 10
+    assert [t.max_score for t in result.tests if t.category == "bonus"] == [2]

@@ -69,10 +69,10 @@ def test_aggregation_numbers(out):
     assert [f["student"] for f in view["flagged"]] == ["c"]
 
 
-def test_histogram_bins_include_100_in_the_last_bin():
-    h = histogram([0, 9.99, 10, 55, 99.9, 100])
-    assert [b["count"] for b in h["bars"]] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]
-    assert h["bars"][-1]["label"] == "90–100%"
+def test_histogram_bins_include_100_and_bonus_scores_in_the_last_bin():
+    h = histogram([0, 9.99, 10, 55, 99.9, 100, 108])
+    assert [b["count"] for b in h["bars"]] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]
+    assert h["bars"][-1]["label"] == "90% and up"
 
 
 def test_class_report_page(out):

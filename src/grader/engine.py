@@ -85,7 +85,9 @@ class GradingSession:
                               f"ran out; {len(plugin.skipped_for_time)} test(s) did not run"))
         return SubmissionResult(
             student=student or Path(folder).name, assignment=spec.id,
-            score=round(sum(t.score for t in tests), 4), max_score=round(sum(t.max_score for t in tests), 4),
+            # Bonus points are extra credit: they count in the score, not in the maximum.
+            score=round(sum(t.score for t in tests), 4),
+            max_score=round(sum(t.max_score for t in tests if t.category != "bonus"), 4),
             execution_time=round(time.monotonic() - started, 3), tests=tests, problems=problems, flags=flags,
             isolation=sandbox.isolation, grader_version=grader.__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

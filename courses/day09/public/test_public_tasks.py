@@ -28,7 +28,7 @@ def loaders():
     return DataLoader(train, batch_size=16), DataLoader(test, batch_size=16)
 
 
-def test_get_device():
+def test_public_get_device():
     device = get_device()
     assert isinstance(device, torch.device)
     assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,7 +49,7 @@ def test_evaluate_returns_loss_and_accuracy():
     assert 0.0 <= accuracy <= 1.0
 
 
-def test_train_and_compare_report():
+def test_public_train_and_compare_returns_a_report():
     train_loader, test_loader = loaders()
     report = train_and_compare({"a": tiny_model(), "b": tiny_model()}, train_loader, test_loader, epochs=2,
                                device=torch.device("cpu"))

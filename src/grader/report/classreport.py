@@ -30,7 +30,7 @@ def report_href(folder: str) -> str:
 
 
 def histogram(values: list[float], *, width: int = 640, height: int = 270) -> dict[str, Any]:
-    """Ten bins of percent (the last one holds 100), as geometry for an inline SVG."""
+    """Ten bins of percent (the last one holds 100 and bonus scores above it), as geometry for an inline SVG."""
     counts = [0] * 10
     for v in values:
         counts[min(9, max(0, int(v // 10)))] += 1
@@ -42,7 +42,7 @@ def histogram(values: list[float], *, width: int = 640, height: int = 270) -> di
     bars = []
     for i, c in enumerate(counts):
         h = ph * c / y_max
-        label = f"{i * 10}–{i * 10 + 9}%" if i < 9 else "90–100%"
+        label = f"{i * 10}–{i * 10 + 9}%" if i < 9 else "90% and up"
         bars.append(
             {
                 "x": round(left + i * bw + 3, 1),
