@@ -151,7 +151,9 @@ def test_every_corpus_case_is_well_formed(day09):
 def _assert_audit(report):
     problems = []
     for r in report.results:
-        if r.error:
+        if r.unavailable:
+            assert r.case.needs == "cuda", f"{r.case.label} was not run: {r.unavailable}"
+        elif r.error:
             problems.append(f"{r.case.label}: {r.error}")
         elif r.case.kind == "wrong" and not r.caught_by:
             problems.append(f"{r.case.label} escaped (targets {list(r.case.targets)}): {r.verdict()}")

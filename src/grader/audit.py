@@ -69,6 +69,7 @@ class CaseResult:
     error: str | None = None
     seconds: float = 0.0
     unavailable: str | None = None
+    lost: float = 0.0   # points the tests that ran did not award (bonus included)
 
     @property
     def caught_by(self) -> list[FailedTest]:
@@ -81,7 +82,7 @@ class CaseResult:
             return False
         if self.case.kind == "wrong":
             return bool(self.caught_by)
-        return not self.failed and abs(self.score - self.max_score) < 1e-9
+        return not self.failed and self.lost < 1e-9
 
     def verdict(self) -> str:
         if self.unavailable is not None:
@@ -96,9 +97,9 @@ class CaseResult:
             more = f" (+{len(self.caught_by) - 1} more)" if len(self.caught_by) > 1 else ""
             return f"caught by {first.target}/{first.category}: {first.name}{more}"
         if self.ok:
-            return f"full marks ({self.score:g}/{self.max_score:g})"
+            return f"full marks ({self.score:g} points, none lost)"
         lost = "; ".join(f"{f.target}/{f.category}: {f.name}" for f in self.failed[:3])
-        return f"LOST {self.max_score - self.score:g} of {self.max_score:g}: {lost}"
+        return f"LOST {self.lost:g} point(s): {lost}"
 
 
 @dataclass
@@ -251,6 +252,7 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
             return result
     result.seconds = time.monotonic() - started
     result.score, result.max_score = graded.score, graded.max_score
+    result.lost = round(sum(t.max_score - t.score for t in graded.tests), 6)
     result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message)
                      for t in graded.tests if t.outcome in (Outcome.failed, Outcome.error)]
     internal = [f.detail for f in graded.flags if f.kind == "internal"]
