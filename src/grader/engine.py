@@ -106,7 +106,7 @@ def _forget_modules_under(folder: Path) -> None:
 def run_suite(spec: AssignmentSpec, plugin: GradingPlugin) -> None:
     """Run the hidden suite in this process with nothing but our own configuration."""
     args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests), "--import-mode=importlib",
-            "-q", "-s", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+            "-q", "-s", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     log = io.StringIO()
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"

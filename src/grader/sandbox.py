@@ -301,11 +301,16 @@ class Sandbox:
                 self.cgroups.remove()
             raise SandboxError("bubblewrap is required but not usable here")
         self._host_tmp: Path | None = None
+        self._boot_root: Path | None = None
         if self.use_bwrap:
             self.workdir = WORKDIR
         else:
             self._host_tmp = Path(tempfile.mkdtemp(prefix="grader-worker-"))
             self.workdir = str(self._host_tmp)
+            # The worker package gets the one name it has inside bubblewrap, ``grader_worker``,
+            # through a link in a folder of its own (never wiped between submissions).
+            self._boot_root = Path(tempfile.mkdtemp(prefix="grader-boot-"))
+            (self._boot_root / "grader_worker").symlink_to(WORKER_PACKAGE, target_is_directory=True)
         self.generation = 0
         self.seccomp = False
         self.proc: subprocess.Popen[bytes] | None = None
@@ -324,10 +329,7 @@ class Sandbox:
         if self.use_bwrap:
             argv = bwrap_command(python, config.tmp_mb, config.gpu, config.hide) + _zygote_argv(python, INSIDE_ROOT, theirs.fileno())
         else:
-            argv = [python, "-I", "-c",
-                    f"import sys; sys.path.insert(0, {str(WORKER_PACKAGE.parent)!r}); "
-                    "import worker as grader_worker; sys.modules['grader_worker'] = grader_worker; "
-                    "from grader_worker.zygote import main; main()", str(theirs.fileno())]
+            argv = _zygote_argv(python, str(self._boot_root), theirs.fileno())
         env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir}
         if config.gpu:
             # The GPU stays visible as the host sees it; the driver's libraries may sit on LD_LIBRARY_PATH.
@@ -510,8 +512,9 @@ class Sandbox:
         self._stop()
         if self.cgroups:
             self.cgroups.remove()
-        if self._host_tmp is not None:
-            shutil.rmtree(self._host_tmp, ignore_errors=True)
+        for folder in (self._host_tmp, self._boot_root):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def __enter__(self) -> "Sandbox":
         return self

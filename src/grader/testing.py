@@ -152,8 +152,4 @@ def _plain_copy(result: dict[str, Any]) -> dict[str, Any]:
     """The reference's result as the student's arrives: through the wire format."""
     from grader.worker import protocol
 
-    raw = protocol.encode(result)
-    import struct
-
-    (n,) = struct.unpack(">I", raw[:4])
-    return protocol.decode(raw[4 : 4 + n], raw[4 + n :])
+    return protocol.round_trip(result)

@@ -622,9 +622,4 @@ def cuda_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, 
 
 # Probes for the practice tasks (training loops, visualisation) live beside this
 # module and register themselves in PROBES on import.
-# Imported by this module's own package name: without bubblewrap the worker
-# package is loaded under two names, and each copy of this module needs its own
-# registrations (``from . import`` would hand back the other copy's module).
-import importlib  # noqa: E402
-
-importlib.import_module(f"{__package__}.probes_tasks")
+from . import probes_tasks  # noqa: E402,F401

@@ -87,6 +87,13 @@ def encode(message: dict[str, Any]) -> bytes:
     return b"".join([_LEN.pack(len(header)), header, *blobs])
 
 
+def round_trip(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` as the other side receives it: encoded into a frame and decoded again."""
+    frame = encode(message)
+    (length,) = _LEN.unpack_from(frame)
+    return decode(frame[_LEN.size : _LEN.size + length], frame[_LEN.size + length :])
+
+
 # --------------------------------------------------------------------------- decoding
 
 def _load_array(blob: bytes | memoryview) -> np.ndarray:
