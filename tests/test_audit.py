@@ -176,10 +176,8 @@ def test_whole_corpus(day09):
     assert report.mutation_score == 1.0
 
 
-def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisession, tmp_path, monkeypatch):
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisession, tmp_path):
+    assert not minisession.sandbox_config.gpu
     corpus = tmp_path / "corpus"
     folder = write_case(corpus, "wrong", "gpu_only", {"blocks.py": MINI_RIGHT}, ["SkipBlock"], "caught on a GPU only")
     with open(folder / "case.toml", "a", encoding="utf-8") as f:
@@ -189,6 +187,20 @@ def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisessi
     assert [r.case.name for r in report.unavailable] == ["gpu_only"]
     assert report.mutation_score == 1.0 and report.ok
     assert "not run on this machine: wrong/gpu_only (needs a CUDA GPU)" in "\n".join(report.lines())
+
+
+def test_a_gpu_only_case_is_graded_when_the_sandbox_has_the_gpu(minispec, tmp_path, monkeypatch):
+    """The audit gives its sandbox the GPU whenever CUDA is usable, so GPU-only cases run there."""
+    import grader.classrun
+
+    monkeypatch.setattr(grader.classrun, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
+    corpus = tmp_path / "corpus"
+    folder = write_case(corpus, "wrong", "gpu_only", {"blocks.py": MINI_WRONG}, ["SkipBlock"])
+    with open(folder / "case.toml", "a", encoding="utf-8") as f:
+        f.write('needs = "cuda"\n')
+    report = run_audit(minispec, corpus)
+    [result] = report.results
+    assert result.unavailable is None and result.caught_by
 
 
 def test_needs_accepts_only_cuda(minispec, tmp_path):

@@ -225,6 +225,7 @@ class FakeSandbox:
 
     def kill_workers(self) -> None:
         self.kills += 1
+        return None
 
     def oom_kills(self) -> int:
         return 0

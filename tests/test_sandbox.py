@@ -105,6 +105,11 @@ def pids_here():
 
 def die():
     os._exit(3)
+
+
+def segfault():
+    import ctypes
+    ctypes.string_at(0)
 '''
 
 
@@ -211,7 +216,28 @@ def test_a_worker_that_exits_is_a_crash_not_cheating(sandbox: Sandbox) -> None:
         with pytest.raises(SubmissionError) as err:
             call(client, "die")
         assert err.value.kind == "crash" and [e.kind for e in client.events] == ["crash"]
+        assert "exited with status 3" in client.events[0].detail
         assert call(client, "pids_here")
+    finally:
+        client.close()
+
+
+def test_a_crashing_worker_is_reported_with_its_signal(sandbox: Sandbox) -> None:
+    client = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    try:
+        with pytest.raises(SubmissionError) as err:
+            call(client, "segfault")
+        assert err.value.kind == "crash"
+        assert [e.detail for e in client.events] == ["worker ended during a request (killed by signal SIGSEGV)"]
+    finally:
+        client.close()
+
+
+def test_a_worker_stopped_by_the_grader_is_not_reported_as_ending_by_itself(sandbox: Sandbox) -> None:
+    client = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
+    try:
+        assert call(client, "pids_here")
+        assert client.restart() is None
     finally:
         client.close()
 

@@ -235,12 +235,9 @@ def build_submission(spec: AssignmentSpec, case: Case, dest: Path) -> Path:
 def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa: ANN001 - a GradingSession
     targets = graded_targets(spec, case)
     result = CaseResult(case=case, graded_targets=targets)
-    if case.needs == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            result.unavailable = "needs a CUDA GPU"
-            return result
+    if case.needs == "cuda" and not session.sandbox_config.gpu:
+        result.unavailable = "needs a CUDA GPU"
+        return result
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grader-audit-") as tmp:
         folder = build_submission(spec, case, Path(tmp) / case.name)
@@ -266,19 +263,20 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
 def run_audit(spec: AssignmentSpec, corpus_dir: Path, only: list[str] | None = None,
               progress: IO[str] | None = None, session=None) -> AuditReport:  # noqa: ANN001
     """Grade every case of the corpus against ``spec``'s hidden suite."""
+    from grader.classrun import cuda_usable
     from grader.engine import GradingSession
 
     cases = load_corpus(spec, corpus_dir, only)
     started = time.monotonic()
     own = session is None
-    session = session or GradingSession(spec)
+    session = session or GradingSession(spec, gpu=cuda_usable())
     results = []
     try:
         for n, case in enumerate(cases, 1):
             r = grade_case(session, spec, case)
             results.append(r)
             if progress is not None:
-                mark = "ok" if r.ok else "!!"
+                mark = "ok" if r.ok else ("--" if r.unavailable else "!!")
                 print(f"[{n}/{len(cases)}] {mark} {case.label}: {r.verdict()}", file=progress, flush=True)
     finally:
         if own:

@@ -127,11 +127,12 @@ class WorkerClient:
             self.imported = set()
         return self.sock
 
-    def restart(self) -> None:
+    def restart(self) -> str | None:
+        """Stop the worker (the next request gets a fresh one); returns how it ended if it ended by itself."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self.sandbox.kill_workers()
+        return self.sandbox.kill_workers()
 
     def _exchange(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         sock = self._ensure()
@@ -154,11 +155,11 @@ class WorkerClient:
             raise SubmissionError("timeout", f"your code did not finish within {timeout:g} s "
                                   "(an infinite loop, or far too much computation); the worker was stopped") from None
         except (protocol.ChannelClosed, OSError):
-            self.restart()
+            how = self.restart()
             if self.sandbox.oom_kills() > oom_before:
                 self._event("memory", "worker killed at the memory limit")
                 raise SubmissionError("memory", "your code used more memory than allowed and was stopped") from None
-            self._event("crash", "worker ended during a request")
+            self._event("crash", "worker ended during a request" + (f" ({how})" if how else ""))
             raise SubmissionError("crash", "the worker process ended while running your code "
                                   "(os._exit, a crash, or a signal)") from None
         except protocol.ProtocolError as e:

@@ -472,21 +472,27 @@ class Sandbox:
     def _wipe_list(self) -> list[str]:
         return [WORKDIR, "/tmp", "/dev/shm"] if self.use_bwrap else [self.workdir]
 
-    def kill_workers(self) -> None:
-        """End every process in the sandbox but the zygote and wipe the private folders."""
+    def kill_workers(self) -> str | None:
+        """End every process in the sandbox but the zygote and wipe the private folders.
+
+        Returns how the worker ended when it ended by itself before this call
+        (``killed by signal SIGSEGV``, ``exited with status 0``), else None.
+        """
         if not self.alive():
-            return  # the next spawn restarts it; a dead zygote took every worker with it
+            return "the sandbox's parent process had ended"  # the next spawn restarts it
         try:
-            self._control({"op": "kill", "wipe": self._wipe_list(), "sweep_namespace": self.use_bwrap})
+            reply = self._control({"op": "kill", "wipe": self._wipe_list(), "sweep_namespace": self.use_bwrap})
         except (OSError, protocol.ProtocolError, TimeoutError):
             try:
                 self.restart()
             except SandboxError:
                 pass  # everything it held is gone; the next spawn tries again and reports
-            return
+            return None
         if self.cgroups:
             # Belt and braces: whatever the zygote missed, the cgroup still lists.
             self.cgroups.kill_all(keep=self._baseline)
+        ended = reply.get("ended")
+        return "; ".join(str(e)[:80] for e in ended[:5]) if isinstance(ended, list) and ended else None
 
     def leftover_processes(self) -> list[int]:
         """Host pids in this sandbox's cgroup other than bubblewrap and the zygote (empty after ``kill_workers``)."""

@@ -221,6 +221,20 @@ def kill_all_but_me(sweep_namespace: bool = False) -> int:
     return killed
 
 
+def how_it_ended(status: int) -> str:
+    """A wait status in words: ``exited with status 3`` or ``killed by signal SIGSEGV``."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return f"killed by signal {name}"
+    if os.WIFEXITED(status):
+        return f"exited with status {os.WEXITSTATUS(status)}"
+    return f"ended (wait status {status})"
+
+
 def reap() -> list[tuple[int, int]]:
     done = []
     while True:
@@ -360,6 +374,15 @@ def main() -> None:
 
     me = os.getpid()
     protocol.send(control, {"ready": True, "pid": me, "seccomp": _seccomp_works(me)})
+    workers: set[int] = set()
+    ended: list[str] = []  # how workers ended on their own since the last ``kill``
+
+    def collect() -> None:
+        for pid, status in reap():
+            if pid in workers:
+                workers.discard(pid)
+                ended.append(how_it_ended(status))
+
     while True:
         try:
             _, fds, _, _ = socket.recv_fds(control, 1, 1)
@@ -382,14 +405,18 @@ def main() -> None:
                 finally:
                     os._exit(0)
             sock.close()
+            workers.add(pid)
             protocol.send(control, {"pid": pid})
         elif op == "kill":
             for fd in fds:
                 os.close(fd)
+            collect()  # before killing: a worker already gone ended by itself
             killed = kill_all_but_me(bool(msg.get("sweep_namespace")))
             for folder in msg.get("wipe", []):
                 wipe(Path(folder))
-            protocol.send(control, {"killed": killed})
+            protocol.send(control, {"killed": killed, "ended": ended[-5:]})
+            workers.clear()
+            ended.clear()
         elif op == "exit":
             kill_all_but_me(bool(msg.get("sweep_namespace")))
             protocol.send(control, {"bye": True})
@@ -398,7 +425,7 @@ def main() -> None:
             for fd in fds:
                 os.close(fd)
             protocol.send(control, {"error": f"unknown op {op!r}"})
-        reap()
+        collect()
 
 
 if __name__ == "__main__":
