@@ -1,6 +1,7 @@
 """The sandbox on a CUDA machine: does a worker use the GPU, and what bounds it there?
 
-Starts a sandbox with ``gpu=True`` and a worker that: reports what it sees
+Starts a sandbox with ``gpu=True``; imports the reference's files in a fresh
+worker (timing each); then a worker that: reports what it sees
 (devices, /sys, network interfaces, its uid and processes) and runs a CUDA
 matrix product; allocates host memory until something stops it (the memory
 cgroup should, and the result flags ``memory``); allocates GPU memory until
@@ -79,12 +80,24 @@ def main() -> None:
     sandbox = Sandbox(SandboxConfig(gpu=True, memory_mb=4096, tmp_mb=64, max_processes=64))
     print(f"start-up {time.perf_counter() - t:.2f} s; isolation: {sandbox.isolation}")
     try:
+        reference = Path(__file__).resolve().parents[1] / "reference" / "day09"
+        files = {p.name: p.read_bytes() for p in sorted(reference.glob("*.py"))}
+        first = WorkerClient(sandbox, files)
+        for name in files:
+            t = time.perf_counter()
+            try:
+                first.import_file(name)
+                print(f"import {name}: {time.perf_counter() - t:.2f} s")
+            except SubmissionError as e:
+                print(f"import {name}: {e.kind}: {e.message} ({time.perf_counter() - t:.2f} s)")
+        first.close()
+        print("events of the first worker:", [(e.kind, e.detail) for e in first.events])
         client = WorkerClient(sandbox, {"gpu.py": GPU_FILE.encode()})
         t = time.perf_counter()
         print("worker sees:", call(client, "info"), f"({time.perf_counter() - t:.2f} s with the spawn)")
         t = time.perf_counter()
         try:
-            print("host hog:", call(client, "host_hog", 24, timeout=120))
+            print("host hog:", call(client, "host_hog", 12, timeout=120))
         except SubmissionError as e:
             print(f"host hog stopped after {time.perf_counter() - t:.1f} s: {e.kind}: {e.message}")
         t = time.perf_counter()

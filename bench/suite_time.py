@@ -1,10 +1,12 @@
 """Time the hidden suite on the reference, per category, on this machine.
 
-    .venv/bin/python bench/suite_time.py [--assignment day09] [--gpu] [--repeat 2]
+    .venv/bin/python bench/suite_time.py [--assignment day09] [--gpu] [--repeat 2] [--submission DIR ...]
 
 The first grading includes the reference's own probes (memoised afterwards);
 later ones show the per-submission cost in a class run. Prints the machine,
-wall time per grading, and the time per category of the last grading.
+wall time per grading, and the time per category of the last grading of the
+reference; then the wall time of each ``--submission`` (a wrong submission
+costs other things than a right one: failures, errors, restarted workers).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import platform
 import time
 from collections import defaultdict
+from pathlib import Path
 
 
 def main() -> None:
@@ -21,6 +24,8 @@ def main() -> None:
     parser.add_argument("--assignment", default="day09")
     parser.add_argument("--gpu", action="store_true", help="let the worker use CUDA")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--submission", action="append", default=[], metavar="DIR",
+                        help="also time grading this submission folder (repeatable)")
     args = parser.parse_args()
 
     import torch
@@ -40,11 +45,22 @@ def main() -> None:
             result = session.grade(spec.reference, "reference")
             wall = time.monotonic() - t0
             print(f"grading {i + 1}: {wall:.1f} s wall, score {result.score:g}/{result.max_score:g}")
+        for folder in args.submission:
+            t0 = time.monotonic()
+            other = session.grade(Path(folder))
+            print(f"{folder}: {time.monotonic() - t0:.1f} s wall, score {other.score:g}/{other.max_score:g}")
     per_category: dict[str, float] = defaultdict(float)
     for t in result.tests:
         per_category[t.category] += t.duration_s
     for category, seconds in sorted(per_category.items(), key=lambda kv: -kv[1]):
         print(f"  {category:<10} {seconds:6.2f} s")
+    gpu_tests = [t for t in result.tests if "gpu" in t.name.lower() or "cuda" in t.name.lower()]
+    print(f"GPU tests: {sum(t.outcome.value == 'passed' for t in gpu_tests)}/{len(gpu_tests)} passed, "
+          f"{sum(t.duration_s for t in gpu_tests):.2f} s")
+    for t in gpu_tests:
+        print(f"  {t.outcome.value:<8} {t.duration_s:6.2f} s  {t.target} {t.name}")
+    for flag in result.flags:
+        print(f"  flag {flag.kind}: {flag.detail}")
     not_passed = [f"{t.outcome.value}: {t.target} {t.name} - {t.message}" for t in result.tests if t.outcome.value != "passed"]
     for line in not_passed:
         print("  " + line)

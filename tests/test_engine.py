@@ -121,6 +121,23 @@ def test_a_rubric_item_without_tests_is_a_suite_error(minicourse_copy):
         session.grade(minicourse_copy / "reference")
 
 
+def test_failures_do_not_pay_for_pytest_tracebacks(minisession, make_submission, monkeypatch):
+    """Messages come from the suite's own exceptions; pytest's source-annotated tracebacks
+    (an AST parse of every file in every traceback, seconds per failing submission) are never built."""
+    styles = []
+    original = pytest.ExceptionInfo.getrepr
+
+    def getrepr(self, *args, **kwargs):
+        styles.append(kwargs.get("style", "long"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pytest.ExceptionInfo, "getrepr", getrepr)
+    source = "def double(x):\n    raise NotImplementedError('TODO')\n"
+    result = minisession.grade(make_submission({"blocks.py": source}))
+    assert [t for t in result.tests if t.outcome is not Outcome.passed]
+    assert styles and set(styles) <= {"native", "value"}
+
+
 def test_an_internal_suite_bug_is_flagged_not_blamed_on_the_student(minicourse_copy):
     suite = minicourse_copy / "hidden" / "test_blocks.py"
     suite.write_text(suite.read_text().replace('check_equal(student.call("double", 21), 42, "double(21)")',
