@@ -70,6 +70,22 @@ def test_resume_grades_only_what_is_missing_and_mends_half_written_results(tmp_p
     assert load(out / "bob").score < load(out / "alice").score
 
 
+def test_a_run_with_the_gpu_regrades_what_a_run_without_it_kept(tmp_path, spec, monkeypatch, capsys):
+    """Whether the GPU checks ran decides a result: gaining the GPU regrades; the same machine again keeps."""
+    from grader.progress import LineLog
+
+    subs = make_class(tmp_path / "subs", {"alice": REFERENCE})
+    out = tmp_path / "out"
+    assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "graded"}
+    monkeypatch.setattr(classrun, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
+    with_gpu = grade_class(spec, subs, out, jobs=1, progress=LineLog(sys.stdout))
+    assert by_student(with_gpu) == {"alice": "graded"}
+    assert "and the GPU: GPU checks run" in capsys.readouterr().out
+    assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "kept"}
+    monkeypatch.setattr(classrun, "cuda_usable", lambda: False)
+    assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "graded"}
+
+
 def test_changed_suite_regrades_everything_and_force_regrades(tmp_path, minicourse_copy):
     spec = load_spec(minicourse_copy)
     subs = make_class(tmp_path / "subs", {"alice": REFERENCE, "bob": WRONG})

@@ -282,6 +282,7 @@ class ExecutorContext:
     suite: str
     workers: int      # submissions to grade at once (already capped by the number of jobs)
     out: Path
+    gpu: bool = False  # whether submissions get the GPU (decided before planning: it is part of each key)
 
 
 class Executor(Protocol):
@@ -345,6 +346,20 @@ def make_executor(name: str, context: ExecutorContext) -> Executor:
             raise ExecutorUnavailable(f"unknown executor {name!r}; known: {', '.join(executor_names())}")
         register_executor(name, load())
     return EXECUTORS[name](context)
+
+
+def run_uses_gpu(executor: str) -> bool:
+    """Whether a run on ``executor`` gives submissions the GPU, as its factory's optional
+    ``uses_gpu()`` says (the local executor: when CUDA is usable here); no when it has none."""
+    factory = EXECUTORS.get(executor)
+    if factory is None:
+        load = _found_executors().get(executor)
+        if load is None:
+            return False
+        factory = load()
+        register_executor(executor, factory)
+    uses_gpu = getattr(factory, "uses_gpu", None)
+    return bool(uses_gpu()) if callable(uses_gpu) else False
 
 
 def cuda_usable() -> bool:
@@ -510,11 +525,15 @@ class LocalExecutor:
     job it had; the rest go to the processes that are left.
     """
 
+    @staticmethod
+    def uses_gpu() -> bool:
+        return cuda_usable()
+
     def __init__(self, context: ExecutorContext) -> None:
         preload(context.spec)
         _SPECS[spec_file_of(context.spec)] = (context.spec, context.suite)
         n = max(1, context.workers)
-        self.gpu = cuda_usable()
+        self.gpu = context.gpu
         self.threads = max(1, usable_cores() // n)
         ctx = mp.get_context("fork")
         settings = WorkerSettings(threads=self.threads, gpu=self.gpu, gpu_lock=ctx.Lock() if self.gpu else None)
@@ -764,10 +783,11 @@ class Summary:
         }
 
 
-def _content_key(files: dict[str, bytes], problems: list[Problem], suite: str) -> str:
+def _content_key(files: dict[str, bytes], problems: list[Problem], suite: str, gpu: bool = False) -> str:
     if problems:   # what was left out of a zip is part of what decides the result
         files = {**files, "\0ingest": json.dumps([p.model_dump(mode="json") for p in problems]).encode()}
-    return submission_key(files, suite)
+    # Whether the GPU checks ran decides the result too: a run with the GPU regrades what one without it kept.
+    return submission_key(files, suite + ("\0gpu" if gpu else ""))
 
 
 def _load(folder: Path) -> SubmissionResult | None:
@@ -803,13 +823,13 @@ def _reusable(folder: Path, key: str) -> SubmissionResult | None:
 
 
 def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
-         force: bool) -> tuple[list[Job], list[StudentOutcome]]:
+         force: bool, gpu: bool = False) -> tuple[list[Job], list[StudentOutcome]]:
     """Jobs for what must be graded, outcomes for results kept as they are."""
     todo, kept = [], []
     for item in sorted(incoming, key=lambda i: i.student):
         for stale in (out / item.student).glob(".*.tmp"):   # a write cut short (the run holds the lock)
             stale.unlink(missing_ok=True)
-        key = _content_key(read_submission(item.folder, spec.files).files, item.problems, suite)
+        key = _content_key(read_submission(item.folder, spec.files).files, item.problems, suite, gpu)
         existing = None if force else _reusable(out / item.student, key)
         if existing is not None:
             kept.append(StudentOutcome.from_fields("kept", outcome_fields(existing)))
@@ -881,7 +901,8 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
             incoming, warnings = ingest([Path(s) for s in sources], staging, id_pattern)
             suite = suite_key(spec)
             _SPECS[spec_file_of(spec)] = (spec, suite)   # what this process (and any it forks) grades with
-            todo, kept = plan(spec, incoming, out, suite, force)
+            gpu = run_uses_gpu(executor)
+            todo, kept = plan(spec, incoming, out, suite, force, gpu)
             workers = max(1, min(jobs or usable_cores(), len(todo)))
             summary = Summary(assignment=spec.id, out=out, suite_key=suite, executor=executor, jobs=workers,
                               students=kept, warnings=warnings)
@@ -897,10 +918,10 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
                 progress.finished(o)
 
             status = "interrupted"
-            progress.start(len(todo), len(kept), workers, spec.id)
+            progress.start(len(todo), len(kept), workers, spec.id, gpu)
             try:
                 if todo:
-                    context = ExecutorContext(spec=spec, suite=suite, workers=workers, out=out)
+                    context = ExecutorContext(spec=spec, suite=suite, workers=workers, out=out, gpu=gpu)
                     run_jobs(make_executor(executor, context), todo, 2 * workers, done, progress.tick)
                 status = "finished"
             finally:

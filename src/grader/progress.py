@@ -33,8 +33,8 @@ def score_text(score: float | None, max_score: float | None) -> str:
 class Progress:
     """Told about a run as it goes; shows nothing."""
 
-    def start(self, total: int, kept: int, jobs: int, assignment: str) -> None:
-        self.total, self.kept, self.jobs, self.assignment = total, kept, jobs, assignment
+    def start(self, total: int, kept: int, jobs: int, assignment: str, gpu: bool = False) -> None:
+        self.total, self.kept, self.jobs, self.assignment, self.gpu = total, kept, jobs, assignment, gpu
         self.done = self.failed = self.with_problems = 0
         self.started = time.monotonic()
         self.first_done: float | None = None
@@ -71,10 +71,11 @@ class LineLog(Progress):
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
-    def start(self, total: int, kept: int, jobs: int, assignment: str) -> None:
-        super().start(total, kept, jobs, assignment)
+    def start(self, total: int, kept: int, jobs: int, assignment: str, gpu: bool = False) -> None:
+        super().start(total, kept, jobs, assignment, gpu)
         kept_text = f" ({kept} unchanged, kept)" if kept else ""
-        print(f"grading {total} submission(s) of {assignment} with {jobs} worker(s){kept_text}",
+        device = "the GPU: GPU checks run" if gpu else "no GPU: GPU checks are skipped"
+        print(f"grading {total} submission(s) of {assignment} with {jobs} worker(s) and {device}{kept_text}",
               file=self.stream, flush=True)
 
     def finished(self, outcome: "StudentOutcome") -> None:
@@ -101,8 +102,8 @@ class LiveBar(Progress):
         self._drawn = 0.0
         self.last = ""
 
-    def start(self, total: int, kept: int, jobs: int, assignment: str) -> None:
-        super().start(total, kept, jobs, assignment)
+    def start(self, total: int, kept: int, jobs: int, assignment: str, gpu: bool = False) -> None:
+        super().start(total, kept, jobs, assignment, gpu)
         self.draw(force=True)
 
     def finished(self, outcome: "StudentOutcome") -> None:

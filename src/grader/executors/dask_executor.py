@@ -153,6 +153,11 @@ def run_dask_job(payload: dict[str, Any]) -> dict[str, Any]:
 class DaskExecutor:
     """``classrun``'s executor interface on a Dask cluster: ``submit(job) -> Future``, ``shutdown``, ``terminate``."""
 
+    @staticmethod
+    def uses_gpu() -> bool:
+        """Whether runs give submissions the GPU (``GRADER_DASK_GPU=1``); part of each result's key."""
+        return _flag(ENV_GPU)
+
     def __init__(self, context: Any, *, address: str | None = None, client: Any = None, gpu: bool | None = None,
                  ship: bool | None = None, retries: int | None = None, task: Any = None) -> None:
         try:
