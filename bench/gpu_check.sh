@@ -5,7 +5,8 @@
 #  2. the hidden suite on the reference with the worker allowed on the GPU, so the
 #     CUDA tests run instead of being skipped (bench/suite_time.py --gpu);
 #  3. the audit of the GPU-only corpus case and a right case of the same class;
-#  4. `grader run` on the demo class, which decides on its own to use the GPU.
+#  4. `grader run` on the demo class, which decides on its own to use the GPU;
+#  5. the project's GPU tests (pytest -m gpu), which assert what 2 and 3 print.
 # Logs go to $OUT (or /tmp/gpu-check). Extra wheels (pydantic and its needs)
 # may be supplied in .whl/.
 set -uo pipefail
@@ -32,6 +33,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 step sandbox 120 python3 bench/sandbox_gpu_check.py
 step suite 240 python3 bench/suite_time.py --gpu --repeat 2
 step audit 120 python3 -m grader audit --case wrong/training_gpu_timing_no_sync --case right/training_other_loop
-step demo 150 python3 -m grader run submissions --out /tmp/gpu-demo --quiet
+step demo 150 python3 -m grader run submissions --out /tmp/gpu-demo
 cp /tmp/gpu-demo/alice/grading.json "$logs/alice-grading.json" 2>/dev/null || true
+step pytest-gpu 300 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 exit $status
