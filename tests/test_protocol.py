@@ -223,7 +223,7 @@ class FakeSandbox:
                 for raw in self.script(req, incarnation):
                     sock.sendall(raw if isinstance(raw, bytes) else protocol.encode(raw))
 
-    def kill_workers(self) -> None:
+    def kill_workers(self, ended: bool = False) -> None:
         self.kills += 1
         return None
 

@@ -127,12 +127,14 @@ class WorkerClient:
             self.imported = set()
         return self.sock
 
-    def restart(self) -> str | None:
-        """Stop the worker (the next request gets a fresh one); returns how it ended if it ended by itself."""
+    def restart(self, ended: bool = False) -> str | None:
+        """Stop the worker (the next request gets a fresh one); returns how it ended if it ended by itself.
+
+        ``ended``: its channel closed, so it is probably already dying."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        return self.sandbox.kill_workers()
+        return self.sandbox.kill_workers(ended=ended)
 
     def _exchange(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         sock = self._ensure()
@@ -155,7 +157,7 @@ class WorkerClient:
             raise SubmissionError("timeout", f"your code did not finish within {timeout:g} s "
                                   "(an infinite loop, or far too much computation); the worker was stopped") from None
         except (protocol.ChannelClosed, OSError):
-            how = self.restart()
+            how = self.restart(ended=True)
             if self.sandbox.oom_kills() > oom_before:
                 self._event("memory", "worker killed at the memory limit")
                 raise SubmissionError("memory", "your code used more memory than allowed and was stopped") from None

@@ -472,16 +472,19 @@ class Sandbox:
     def _wipe_list(self) -> list[str]:
         return [WORKDIR, "/tmp", "/dev/shm"] if self.use_bwrap else [self.workdir]
 
-    def kill_workers(self) -> str | None:
+    def kill_workers(self, ended: bool = False) -> str | None:
         """End every process in the sandbox but the zygote and wipe the private folders.
 
         Returns how the worker ended when it ended by itself before this call
         (``killed by signal SIGSEGV``, ``exited with status 0``), else None.
+        ``ended``: the worker's channel closed, so it is probably dying; the
+        zygote waits a moment for it, to report how it ended rather than kill it.
         """
         if not self.alive():
             return "the sandbox's parent process had ended"  # the next spawn restarts it
         try:
-            reply = self._control({"op": "kill", "wipe": self._wipe_list(), "sweep_namespace": self.use_bwrap})
+            reply = self._control({"op": "kill", "wipe": self._wipe_list(), "sweep_namespace": self.use_bwrap,
+                                   "await_end": 0.5 if ended else 0})
         except (OSError, protocol.ProtocolError, TimeoutError):
             try:
                 self.restart()

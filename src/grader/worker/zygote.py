@@ -30,6 +30,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -377,11 +378,17 @@ def main() -> None:
     workers: set[int] = set()
     ended: list[str] = []  # how workers ended on their own since the last ``kill``
 
-    def collect() -> None:
-        for pid, status in reap():
-            if pid in workers:
-                workers.discard(pid)
-                ended.append(how_it_ended(status))
+    def collect(wait_s: float = 0.0) -> None:
+        """Reap what has ended; with ``wait_s``, give a worker whose channel closed that long to finish dying."""
+        deadline = time.monotonic() + min(max(wait_s, 0.0), 1.0)
+        while True:
+            for pid, status in reap():
+                if pid in workers:
+                    workers.discard(pid)
+                    ended.append(how_it_ended(status))
+            if not workers or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
 
     while True:
         try:
@@ -410,7 +417,7 @@ def main() -> None:
         elif op == "kill":
             for fd in fds:
                 os.close(fd)
-            collect()  # before killing: a worker already gone ended by itself
+            collect(float(msg.get("await_end", 0)))  # before killing: a worker already gone ended by itself
             killed = kill_all_but_me(bool(msg.get("sweep_namespace")))
             for folder in msg.get("wipe", []):
                 wipe(Path(folder))
