@@ -5,7 +5,7 @@ The pieces, in the order a run uses them:
 - ``OutputLock``: one run per output folder (``DIR/.grader.lock``, ``flock``);
 - ``grader.ingest``: folders, zips and LMS bulk downloads become one folder per student;
 - content keys (``grader.keys``): a student whose result carries the same key
-  (same files, suite, reference and grader) is kept, not regraded;
+  (same files, suite, reference and grader, and the GPU given or not) is kept, not regraded;
 - ``Job``: plain data naming one submission to grade; ``grade_job(job)`` grades it
   in whatever process runs it, writes ``results.json``, ``grading.json`` and the
   report into ``DIR/<student>/`` (atomically) and returns a small summary;
@@ -117,7 +117,7 @@ class Job:
     student: str
     submission: str          # the folder holding the student's files
     out: str                 # the class's output folder; the result goes to out/<student>
-    key: str                 # content key of submission + suite (grader.keys)
+    key: str                 # content key of submission + suite + whether the GPU is given (grader.keys)
     assignment: str          # the spec's id
     spec_file: str           # its assignment.toml, so a process that has not loaded it can
     suite: str               # suite key the run was planned with; a worker with another copy refuses
@@ -339,26 +339,24 @@ def executor_names() -> list[str]:
     return sorted(set(EXECUTORS) | set(_found_executors()))
 
 
-def make_executor(name: str, context: ExecutorContext) -> Executor:
+def executor_factory(name: str) -> ExecutorFactory:
+    """The factory registered or found under ``name`` (loaded once); ``ExecutorUnavailable`` if none."""
     if name not in EXECUTORS:
         load = _found_executors().get(name)
         if load is None:
             raise ExecutorUnavailable(f"unknown executor {name!r}; known: {', '.join(executor_names())}")
         register_executor(name, load())
-    return EXECUTORS[name](context)
+    return EXECUTORS[name]
+
+
+def make_executor(name: str, context: ExecutorContext) -> Executor:
+    return executor_factory(name)(context)
 
 
 def run_uses_gpu(executor: str) -> bool:
     """Whether a run on ``executor`` gives submissions the GPU, as its factory's optional
     ``uses_gpu()`` says (the local executor: when CUDA is usable here); no when it has none."""
-    factory = EXECUTORS.get(executor)
-    if factory is None:
-        load = _found_executors().get(executor)
-        if load is None:
-            return False
-        factory = load()
-        register_executor(executor, factory)
-    uses_gpu = getattr(factory, "uses_gpu", None)
+    uses_gpu = getattr(executor_factory(executor), "uses_gpu", None)
     return bool(uses_gpu()) if callable(uses_gpu) else False
 
 
@@ -891,8 +889,7 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
     out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
-    if executor not in executor_names():
-        raise ExecutorUnavailable(f"unknown executor {executor!r}; known: {', '.join(executor_names())}")
+    executor_factory(executor)   # an unknown or broken executor stops the run before anything is touched
     with OutputLock(out), Gradebook.for_output(out) as book:
         book.mark_abandoned()
         staging = out / STAGING_DIR

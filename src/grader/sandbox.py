@@ -494,8 +494,8 @@ class Sandbox:
         if self.cgroups:
             # Belt and braces: whatever the zygote missed, the cgroup still lists.
             self.cgroups.kill_all(keep=self._baseline)
-        ended = reply.get("ended")
-        return "; ".join(str(e)[:80] for e in ended[:5]) if isinstance(ended, list) and ended else None
+        how = reply.get("ended")
+        return "; ".join(str(e)[:80] for e in how[:5]) if isinstance(how, list) and how else None
 
     def leftover_processes(self) -> list[int]:
         """Host pids in this sandbox's cgroup other than bubblewrap and the zygote (empty after ``kill_workers``)."""

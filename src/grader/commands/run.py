@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.classrun import ExecutorUnavailable, OutputBusy, executor_names, grade_class
+    from grader.classrun import ExecutorUnavailable, OutputBusy, executor_factory, grade_class
     from grader.gradebook import GradebookError
     from grader.ingest import IdRule, IngestError
     from grader.progress import for_stream
@@ -57,11 +57,10 @@ def main(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.submissions if not p.exists()]
     if missing:
         raise UsageError(f"no such submission: {', '.join(missing)}")
-    if args.executor not in executor_names():
-        raise UsageError(f"unknown executor {args.executor!r}; known: {', '.join(executor_names())}")
     try:
+        executor_factory(args.executor)
         IdRule(args.id_pattern)
-    except IngestError as e:
+    except (ExecutorUnavailable, IngestError) as e:
         raise UsageError(str(e)) from None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: not a folder")

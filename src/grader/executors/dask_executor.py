@@ -165,7 +165,7 @@ class DaskExecutor:
         except ImportError:
             raise ExecutorError("--executor dask needs Dask distributed: pip install 'cnn-grader[cluster]'") from None
         self.context = context
-        self.gpu = _flag(ENV_GPU) if gpu is None else gpu
+        self.gpu = context.gpu if gpu is None else gpu   # decided once, before planning (uses_gpu)
         self.ship = _flag(ENV_SHIP) if ship is None else ship
         self.retries = int(os.environ.get(ENV_RETRIES, "1")) if retries is None else retries
         self.task = task or run_dask_job
