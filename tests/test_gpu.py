@@ -1,7 +1,10 @@
-"""The GPU checks, on a machine with CUDA: ``bash scripts/test.sh -m gpu``.
+"""The GPU checks.
 
-They are deselected by default. Asked for on a machine where CUDA is not
-usable, they fail with that reason rather than pass or skip unseen.
+Those marked ``gpu`` need a machine with CUDA (``bash scripts/test.sh -m gpu``)
+and are deselected by default; asked for where CUDA is not usable, they fail
+with that reason rather than pass or skip unseen. The first test runs
+everywhere: a sandbox without the GPU skips the GPU checks, for no points and
+with the reason in the student's report.
 """
 
 from __future__ import annotations
@@ -11,15 +14,28 @@ from pathlib import Path
 import pytest
 
 from grader.audit import run_audit
+from grader.report import render_student
 from grader.results import Outcome
 from grader.spec import find_spec
 
-pytestmark = pytest.mark.gpu
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def gpu_tests(result):
     return [t for t in result.tests if "gpu" in t.name.lower() or "cuda" in t.name.lower()]
+
+
+def test_without_the_gpu_the_gpu_checks_are_skipped_with_their_reason_in_the_report():
+    from grader.engine import GradingSession
+
+    spec = find_spec("day09")
+    with GradingSession(spec, gpu=False) as session:
+        result = session.grade(spec.reference, "reference", targets={"ModernCNN"})
+    [check] = gpu_tests(result)
+    assert check.outcome is Outcome.skipped and check.max_score == 0
+    assert check.message.startswith("Not run on this machine: no CUDA GPU")
+    assert result.score == result.max_score > 0
+    assert check.message in render_student(result)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +50,7 @@ def gpu_session():
         yield session
 
 
+@pytest.mark.gpu
 def test_the_reference_passes_every_gpu_test_on_the_gpu(gpu_session):
     result = gpu_session.grade(gpu_session.spec.reference, "reference")
     checks = gpu_tests(result)
@@ -42,6 +59,7 @@ def test_the_reference_passes_every_gpu_test_on_the_gpu(gpu_session):
     assert result.score >= result.max_score
 
 
+@pytest.mark.gpu
 def test_the_gpu_only_mistake_is_caught_on_the_gpu(gpu_session):
     report = run_audit(gpu_session.spec, ROOT / "tests" / "corpus", only=["wrong/training_gpu_timing_no_sync"],
                        session=gpu_session)
