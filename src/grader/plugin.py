@@ -130,7 +130,8 @@ class GradingPlugin:
             outcome, message = Outcome.skipped, f"Not run on this machine: {reason}"
         elif isinstance(exc, Mistake):
             outcome, message = Outcome.failed, exc.message
-            fields = {"expected": exc.expected, "found": exc.found, "hint": exc.hint, "data": exc.data}
+            fields = {"expected": exc.expected, "found": exc.found, "hint": exc.hint, "data": exc.data,
+                      "cause": exc.cause}
         elif isinstance(exc, SubmissionError):
             outcome, message = Outcome.error, exc.message
             fields = {"hint": ERROR_HINTS.get(exc.kind), "data": {"error_kind": exc.kind}}

@@ -43,6 +43,8 @@ class TestResult(BaseModel):
     expected: str | None = None
     found: str | None = None
     hint: str | None = None
+    # The root cause this failure was diagnosed as (see grader.testing.Mistake.cause); None when not named.
+    cause: str | None = None
     visibility: Visibility = "visible"
     duration_s: float = 0.0
     stdout: str = ""

@@ -39,18 +39,21 @@ class Mistake(AssertionError):
     """A check that failed: what was expected, what was found, and the likely cause."""
 
     def __init__(self, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None,
-                 data: dict[str, Any] | None = None) -> None:
+                 data: dict[str, Any] | None = None, cause: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.expected = None if expected is None else str(expected)
         self.found = None if found is None else str(found)
         self.hint = hint
         self.data = data or {}
+        # A stable name for the root cause ("ResidualBlock.relu_before_add"): failures that share it are one mistake.
+        self.cause = cause
 
 
-def check(condition: bool, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None) -> None:
+def check(condition: bool, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None,
+          cause: str | None = None) -> None:
     if not condition:
-        raise Mistake(message, expected=expected, found=found, hint=hint)
+        raise Mistake(message, expected=expected, found=found, hint=hint, cause=cause)
 
 
 def check_equal(found: Any, expected: Any, what: str, *, hint: str | None = None) -> None:
