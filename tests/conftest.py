@@ -47,3 +47,12 @@ def minicourse_copy(tmp_path):
     dest = tmp_path / "courses" / "mini"
     shutil.copytree(MINICOURSE, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def graded_corpus():
+    """Every case of tests/corpus graded once per test session (an ``AuditReport``); for tests marked slow."""
+    from grader.audit import run_audit
+    from grader.spec import find_spec
+
+    return run_audit(find_spec("day09"), ROOT / "tests" / "corpus")

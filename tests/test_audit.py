@@ -88,6 +88,24 @@ def test_audit_reports_an_escaped_case_and_a_false_alarm(minispec, minisession, 
     assert verdicts["not_really_right"].startswith("LOST")
 
 
+def test_a_catalogued_case_must_be_named_by_its_cause(minispec, minisession, tmp_path):
+    corpus = tmp_path / "corpus"
+    for name, cause in [("named", "SkipBlock.output_differs"), ("misnamed", "SkipBlock.relu_before_add")]:
+        folder = write_case(corpus, "wrong", name, {"blocks.py": MINI_WRONG}, ["SkipBlock"])
+        with open(folder / "case.toml", "a", encoding="utf-8") as f:
+            f.write(f'cause = "{cause}"\n')
+    report = run_audit(minispec, corpus, session=minisession)
+    by_name = {r.case.name: r for r in report.results}
+    named, misnamed = by_name["named"], by_name["misnamed"]
+    assert named.ok and named.named and named.causes == {"SkipBlock.output_differs"}
+    assert named.verdict().startswith("named SkipBlock.output_differs, caught by SkipBlock/structure")
+    # caught, but under another name: the audit fails it
+    assert misnamed.caught_by and not misnamed.named and not misnamed.ok
+    assert misnamed.verdict().startswith("NOT NAMED: expected SkipBlock.relu_before_add, the suite named "
+                                         "SkipBlock.output_differs")
+    assert "mistakes named by their cause: 1/2 catalogued, 2/2 wrong cases catalogued" in "\n".join(report.lines())
+
+
 def test_audit_only_runs_the_tests_of_the_case_targets(minispec, minisession, tmp_path):
     corpus = tmp_path / "corpus"
     # double is wrong, but the case only claims SkipBlock and replaces blocks.py: both are graded
@@ -107,6 +125,8 @@ def test_audit_only_runs_the_tests_of_the_case_targets(minispec, minisession, tm
     ('description = "x"\ntargets = ["SkipBlock"]\n', {"other.py": "x = 1\n"}, "not among the assignment's files"),
     ('description = "x"\ntargets = ["SkipBlock"]\n', {}, "no .py file"),
     ('description = "x"\ntargets = ["SkipBlock"]\nextra = 1\n', {"blocks.py": MINI_RIGHT}, "unknown field"),
+    ('description = "x"\ntargets = ["SkipBlock"]\ncause = "double.wrong"\n', {"blocks.py": MINI_RIGHT}, "cause must be"),
+    ('description = "x"\ntargets = ["SkipBlock"]\ncause = "no_dot"\n', {"blocks.py": MINI_RIGHT}, "cause must be"),
 ])
 def test_bad_cases_are_refused_with_the_reason(minispec, tmp_path, toml, files, message):
     folder = tmp_path / "corpus" / "wrong" / "bad"
@@ -155,8 +175,8 @@ def _assert_audit(report):
             assert r.case.needs == "cuda", f"{r.case.label} was not run: {r.unavailable}"
         elif r.error:
             problems.append(f"{r.case.label}: {r.error}")
-        elif r.case.kind == "wrong" and not r.caught_by:
-            problems.append(f"{r.case.label} escaped (targets {list(r.case.targets)}): {r.verdict()}")
+        elif r.case.kind == "wrong" and not r.ok:
+            problems.append(f"{r.case.label} (targets {list(r.case.targets)}): {r.verdict()}")
         elif r.case.kind == "right" and not r.ok:
             problems.append(f"{r.case.label}: {r.verdict()}")
     assert not problems, "\n".join(problems)
@@ -169,11 +189,10 @@ def test_core_skip_connection_cases(day09):
 
 
 @pytest.mark.slow
-def test_whole_corpus(day09):
+def test_whole_corpus(graded_corpus):
     """Every wrong case is caught by a test of one of its targets; every right case keeps full marks."""
-    report = run_audit(day09, CORPUS)
-    _assert_audit(report)
-    assert report.mutation_score == 1.0
+    _assert_audit(graded_corpus)
+    assert graded_corpus.mutation_score == 1.0
 
 
 def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisession, tmp_path):

@@ -2,7 +2,8 @@
 
 Layout of a corpus folder::
 
-    wrong/<case>/case.toml   description = "...", targets = ["ResidualBlock", ...]
+    wrong/<case>/case.toml   description = "...", targets = ["ResidualBlock", ...],
+                             cause = "ResidualBlock.relu_before_add" (optional: the mistake's name)
     wrong/<case>/resnet.py   the one or two files that differ from the reference
     right/<case>/case.toml   targets = the classes the case reimplements
     right/<case>/vgg.py
@@ -44,6 +45,8 @@ class Case:
     targets: tuple[str, ...]
     files: tuple[str, ...]
     needs: str | None = None
+    # The root cause the suite must name for this mistake (``Mistake(cause=...)``); None when not catalogued.
+    cause: str | None = None
 
     @property
     def label(self) -> str:
@@ -57,6 +60,7 @@ class FailedTest:
     name: str
     outcome: str
     message: str
+    cause: str | None = None
 
 
 @dataclass
@@ -77,11 +81,21 @@ class CaseResult:
         return [f for f in self.failed if f.target in self.case.targets]
 
     @property
+    def causes(self) -> set[str]:
+        """The causes named by the failing tests of the case's own targets."""
+        return {f.cause for f in self.caught_by if f.cause}
+
+    @property
+    def named(self) -> bool:
+        """A catalogued wrong case whose mistake the suite named by its cause."""
+        return self.case.cause is not None and self.case.cause in self.causes
+
+    @property
     def ok(self) -> bool:
         if self.error is not None:
             return False
         if self.case.kind == "wrong":
-            return bool(self.caught_by)
+            return bool(self.caught_by) and (self.case.cause is None or self.named)
         return not self.failed and self.lost < 1e-9
 
     def verdict(self) -> str:
@@ -93,9 +107,15 @@ class CaseResult:
             if not self.caught_by:
                 others = f" (other targets failed: {', '.join(sorted({f.target for f in self.failed}))})" if self.failed else ""
                 return "ESCAPED" + others
-            first = self.caught_by[0]
+            first = next((f for f in self.caught_by if self.named and f.cause == self.case.cause), self.caught_by[0])
             more = f" (+{len(self.caught_by) - 1} more)" if len(self.caught_by) > 1 else ""
-            return f"caught by {first.target}/{first.category}: {first.name}{more}"
+            caught = f"caught by {first.target}/{first.category}: {first.name}{more}"
+            if self.case.cause is None:
+                return caught
+            if self.named:
+                return f"named {self.case.cause}, {caught}"
+            named = ", ".join(sorted(self.causes)) or "no cause"
+            return f"NOT NAMED: expected {self.case.cause}, the suite named {named}; {caught}"
         if self.ok:
             return f"full marks ({self.score:g} points, none lost)"
         lost = "; ".join(f"{f.target}/{f.category}: {f.name}" for f in self.failed[:3])
@@ -147,6 +167,9 @@ class AuditReport:
         out.append("")
         out.append(f"mutation score: {self.caught}/{len(wrong)} wrong cases caught"
                    + (f" ({100 * self.mutation_score:.0f}%)" if wrong else ""))
+        catalogued = [r for r in wrong if r.case.cause is not None]
+        out.append(f"mistakes named by their cause: {sum(1 for r in catalogued if r.named)}/{len(catalogued)} catalogued, "
+                   f"{len(catalogued)}/{len(wrong)} wrong cases catalogued")
         out.append(f"right cases at full marks: {len(right) - len(self.false_alarms)}/{len(right)}")
         if self.unavailable:
             out.append(f"not run on this machine: {', '.join(f'{r.case.label} ({r.unavailable})' for r in self.unavailable)}")
@@ -167,10 +190,16 @@ def load_case(spec: AssignmentSpec, kind: str, folder: Path) -> Case:
         raise CorpusError(f"{label}: no {CASE_FILE}") from None
     except tomllib.TOMLDecodeError as e:
         raise CorpusError(f"{label}: {CASE_FILE} is not valid TOML: {e}") from None
-    unknown = set(raw) - {"description", "targets", "needs"}
+    unknown = set(raw) - {"description", "targets", "needs", "cause"}
     if unknown:
         raise CorpusError(f"{label}: unknown field(s) {sorted(unknown)} in {CASE_FILE}")
     description, targets, needs = raw.get("description"), raw.get("targets"), raw.get("needs")
+    cause = raw.get("cause")
+    if cause is not None:
+        if kind != "wrong":
+            raise CorpusError(f"{label}: only a wrong case names a cause")
+        if not isinstance(cause, str) or "." not in cause or cause.split(".", 1)[0] not in targets:
+            raise CorpusError(f"{label}: cause must be \"<Target>.<name>\" with one of the case's targets")
     if needs not in (None, "cuda"):
         raise CorpusError(f"{label}: needs must be \"cuda\" when given")
     if not isinstance(description, str) or not description.strip():
@@ -187,7 +216,7 @@ def load_case(spec: AssignmentSpec, kind: str, folder: Path) -> Case:
     if stray:
         raise CorpusError(f"{label}: {stray} not among the assignment's files")
     return Case(kind=kind, name=folder.name, folder=folder, description=description.strip(),  # type: ignore[arg-type]
-                targets=tuple(targets), files=tuple(files), needs=needs)
+                targets=tuple(targets), files=tuple(files), needs=needs, cause=cause)
 
 
 def load_corpus(spec: AssignmentSpec, corpus: Path, only: list[str] | None = None) -> list[Case]:
@@ -250,7 +279,7 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
     result.seconds = time.monotonic() - started
     result.score, result.max_score = graded.score, graded.max_score
     result.lost = round(sum(t.max_score - t.score for t in graded.tests), 6)
-    result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message)
+    result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message, t.cause)
                      for t in graded.tests if t.outcome in (Outcome.failed, Outcome.error)]
     internal = [f.detail for f in graded.flags if f.kind == "internal"]
     if internal:
