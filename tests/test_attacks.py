@@ -30,6 +30,7 @@ from typing import Any, Callable
 import pytest
 
 from grader.engine import GradingSession
+from grader.ingest import ingest
 from grader.results import Outcome, SubmissionResult, save
 from grader.sandbox import _bwrap_works, bwrap_path
 from grader.spec import load_spec
@@ -78,6 +79,7 @@ class Case:
     plain_bug: bool = False                          # then no "refused" flag may appear
     check: Callable[[SubmissionResult, dict[str, Any]], None] | None = None
     max_seconds: float = 30.0
+    ingested: bool = False                           # read through grader.ingest first, as `grader run` does
 
 
 def _hijack(r: SubmissionResult, ctx: dict[str, Any]) -> None:
@@ -175,6 +177,11 @@ def _not_a_class(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert "SkipBlock is a function, not a class" in next(t.message for t in r.tests if t.nodeid == "test_param_count")
 
 
+def _symlinked_zip(r: SubmissionResult, ctx: dict[str, Any]) -> None:
+    assert _problem(r, "day09.zip (a symbolic link"), r.problems
+    assert _problem(r, "missing", "blocks.py")
+
+
 def _other(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert ctx["other_hash"] == _tree_hash(ctx["other"])
 
@@ -214,6 +221,8 @@ CASES: dict[str, Case] = {
                     plain_bug=True, check=_escapes),
     "symlinks": Case(8, "links (to the reference, /etc/passwd, a folder) are left out, never followed",
                      plain_bug=True, check=_symlinks),
+    "symlinked_zip": Case(0, "a day09.zip that is a link to another student's zip is left out and named, never opened",
+                          plain_bug=True, check=_symlinked_zip, ingested=True),
     "bad_bytes": Case(2, "a non-UTF-8 file and a non-UTF-8 name: a clear message, the rest is graded",
                       plain_bug=True, check=_bad_bytes),
     "special_files": Case(10, "FIFOs, sockets, deep nesting and oversize files are left out without blocking",
@@ -284,6 +293,16 @@ def _special_setup(case: str, folder: Path) -> None:
         (folder / "extra.py").symlink_to(REFERENCE / "extra.py")
         (folder / "passwd").symlink_to("/etc/passwd")
         (folder / "lib").symlink_to(ROOT / "src")
+    elif case == "symlinked_zip":
+        import zipfile
+
+        (folder / "README.md").unlink()
+        elsewhere = folder.parent / "elsewhere"
+        elsewhere.mkdir()
+        with zipfile.ZipFile(elsewhere / "bob.zip", "w") as zf:
+            for name in ("blocks.py", "extra.py"):
+                zf.write(REFERENCE / name, f"day09/{name}")
+        (folder / "day09.zip").symlink_to(elsewhere / "bob.zip")
     elif case == "bad_bytes":
         (folder / os.fsdecode(b"\xff\xfe.py")).write_bytes(b"x = 1\n")
     elif case == "special_files":
@@ -401,6 +420,10 @@ def test_attack(case: str, session: GradingSession, spec, server: Server, tmp_pa
     values = _values(tmp_path, server)
     folder = materialize(case, tmp_path / case, values)
     _special_setup(case, folder)
+    if expected.ingested:
+        incoming, _ = ingest([folder], tmp_path / "staging")
+        assert len(incoming) == 1, incoming
+        folder = incoming[0].folder
     ctx: dict[str, Any] = {"spec": spec, "server": server, "other": Path(values["OTHER"]),
                            "other_hash": _tree_hash(Path(values["OTHER"])),
                            "generation_before": session.sandbox.generation}

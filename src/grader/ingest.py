@@ -300,14 +300,21 @@ def _listing(names: list[tuple[str, bool]]) -> tuple[list[str], list[str], list[
 
 
 def _folder_listing(folder: Path) -> tuple[list[str], list[str], list[str]]:
-    names = []
+    """(other files, zips, folders) in ``folder``; a link or special file is an "other file", whatever its name.
+
+    So a ``day09.zip`` that is a symbolic link is never opened: the folder is
+    read as one submission, and intake leaves the link out and names it.
+    """
+    names, others = [], []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         is_dir = entry.is_dir(follow_symlinks=False)
         if not is_dir and not entry.is_file(follow_symlinks=False):
-            names.append((entry.name, False))   # links and the like: intake reports them
+            if not _is_junk(entry.name):
+                others.append(entry.name)   # links and the like: intake reports them
         else:
             names.append((entry.name, is_dir))
-    return _listing(names)
+    files, zips, dirs = _listing(names)
+    return sorted(files + others), zips, dirs
 
 
 def _is_class(files: list[str], zips: list[str], dirs: list[str]) -> bool:
