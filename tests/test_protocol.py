@@ -166,6 +166,14 @@ def test_broken_npy_blobs_are_protocol_errors(blob: bytes) -> None:
         recv_bytes(frame({"body": {"x": {"__ndarray__": 0}}, "blobs": [len(blob)]}, [blob]))
 
 
+@pytest.mark.parametrize("shape", ["(0, 4611686018427387904)", "(%s)" % ", ".join(["1"] * 65), "(0, -1)",
+                                   "(%s)" % ", ".join(["0"] * 33)])
+def test_npy_with_an_impossible_shape_is_a_protocol_error(shape: str) -> None:
+    blob = npy_with_header("'<f4'", shape, b"")
+    with pytest.raises(ProtocolError):
+        recv_bytes(frame({"body": {"x": {"__ndarray__": 0}}, "blobs": [len(blob)]}, [blob]))
+
+
 def test_silence_and_hangups() -> None:
     a, b = socket.socketpair()
     with a, b:
@@ -291,6 +299,25 @@ def test_malformed_reply_fails_that_request_and_is_flagged() -> None:
         _probe(client)
     assert err.value.kind == "protocol" and client.events[0].kind == "refused"
     assert _probe(client)["result"] == {"total": 1}
+
+
+def test_a_reply_with_an_impossible_array_is_refused_and_the_worker_replaced() -> None:
+    blob = npy_with_header("'<f4'", "(0, 4611686018427387904)", b"")
+
+    def script(req, incarnation):
+        if req["op"] == "import":
+            return [ok(req)]
+        if incarnation == 1:
+            body = json.dumps({"body": {**ok(req), "result": {"x": {"__ndarray__": 0}}}, "blobs": [len(blob)]}).encode()
+            return [struct.pack(">I", len(body)) + body + blob]
+        return [ok(req, {"total": 1})]
+
+    sandbox = FakeSandbox(script)
+    client = WorkerClient(sandbox, {"blocks.py": b""})
+    with pytest.raises(SubmissionError) as err:
+        _probe(client)
+    assert err.value.kind == "protocol" and [e.kind for e in client.events] == ["refused"]
+    assert _probe(client)["result"] == {"total": 1} and sandbox.kills == 1
 
 
 def test_replies_are_cleaned_and_limits_become_events() -> None:

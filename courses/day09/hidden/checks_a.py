@@ -70,9 +70,30 @@ def explain_error(fn: Callable[[], Any], message: str, hint: str, kinds: Iterabl
         raise Mistake(message, expected="no error", found=e.message[:600], hint=known or hint) from None
 
 
+def probe_input(result: dict[str, Any], input_shape: list[int]) -> np.ndarray:
+    """The input a probe fed the module, computed here on the trusted side (probes make it from a fixed seed).
+
+    A skip test compares the output with this copy, never with the input the
+    worker reports, and fails when the reported one differs: the module wrote
+    into the tensor the probe passed it (a reported value must not decide a grade).
+    """
+    from grader.worker.probes import make_input
+
+    sent = make_input(list(input_shape)).numpy()
+    reported = result.get("input")
+    if not (isinstance(reported, np.ndarray) and reported.shape == sent.shape and np.array_equal(reported, sent)):
+        raise Mistake("The tensor passed to forward was changed by the module", expected="the input left unchanged",
+                      found="a different input after forward",
+                      hint="forward must compute a new tensor and never write into the caller's input or its autograd graph.")
+    return sent
+
+
 # --------------------------------------------------------------------------- outputs
 
 def max_difference(got: np.ndarray, want: np.ndarray) -> float:
+    """The largest absolute difference; infinite when the shapes differ (nothing to compare element-wise)."""
+    if np.shape(got) != np.shape(want):
+        return float("inf")
     return float(np.max(np.abs(got - want))) if got.size else 0.0
 
 

@@ -12,6 +12,10 @@ RESNET18_PARAMS = 11_173_962
 
 def _check_int(name: str, args: tuple, got, want) -> None:
     """A value equal to the expected one but not a Python int (channels and layer counts must be ints)."""
+    if not isinstance(got, (int, float)) or isinstance(got, bool):
+        raise Mistake(f"{cb.call_text(name, args)} must return an int", expected=f"{want!r} (int)",
+                      found=f"a {type(got).__name__}: {repr(got)[:80]}",
+                      hint="Layer sizes and counts must be Python ints: return a single int, not a container or array.")
     if got == want and not isinstance(got, int):
         raise Mistake(f"{cb.call_text(name, args)} must return an int", expected=f"{want!r} (int)",
                       found=f"{got!r} ({type(got).__name__})",
@@ -56,7 +60,7 @@ def test_round_channels(student, reference):
     for args in ROUND_CHANNELS:
         got = student.call("round_channels", *args)
         want = reference.call("round_channels", *args)
-        if got == want and isinstance(got, int):
+        if isinstance(got, int) and got == want:
             continue
         _check_int("round_channels", args, got, want)
         scaled = args[0] * args[1]
@@ -75,7 +79,7 @@ def test_round_depth(student, reference):
     for args in ((2, 1.0), (2, 1.2), (2, 1.1), (2, 1.44), (2, 1.728), (3, 1.0), (1, 2.0)):
         got = student.call("round_depth", *args)
         want = reference.call("round_depth", *args)
-        if got == want and isinstance(got, int):
+        if isinstance(got, int) and got == want:
             continue
         _check_int("round_depth", args, got, want)
         hint = "math.ceil(num_blocks * depth_mult): a stage never loses a block."
@@ -90,7 +94,7 @@ def test_round_resolution(student, reference):
     for args in ((32, 1.0), (32, 1.15), (32, 1.3225), (32, 1.520875), (224, 1.15)):
         got = student.call("round_resolution", *args)
         want = reference.call("round_resolution", *args)
-        if got == want and isinstance(got, int):
+        if isinstance(got, int) and got == want:
             continue
         _check_int("round_resolution", args, got, want)
         raise Mistake(f"{cb.call_text('round_resolution', args)} is wrong", expected=repr(want), found=repr(got),

@@ -31,6 +31,7 @@ from numpy.lib import format as npy_format
 MAX_HEADER = 4 * 1024 * 1024
 MAX_FRAME = 256 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_ARRAY_DIMS = 32  # numpy's own limit is 64; no tensor a probe returns has more than a handful
 _LEN = struct.Struct(">I")
 
 
@@ -113,16 +114,21 @@ def _load_array(blob: bytes | memoryview) -> np.ndarray:
         raise ProtocolError("array blob holds Python objects (refused: arrays must be plain numbers)")
     if dtype.itemsize == 0:
         raise ProtocolError("array blob has a zero-size dtype")
-    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    if not isinstance(shape, tuple) or not all(type(n) is int and 0 <= n < 1 << 40 for n in shape):
         raise ProtocolError("array blob has a bad shape")
+    if len(shape) > MAX_ARRAY_DIMS:
+        raise ProtocolError(f"array blob has {len(shape)} dimensions (at most {MAX_ARRAY_DIMS})")
     count = math.prod(shape)
     offset = f.tell()
     if count * dtype.itemsize != len(blob) - offset:
         raise ProtocolError(f"array blob holds {len(blob) - offset} data bytes, its header announces "
                             f"{count * dtype.itemsize}")
-    array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
-    array = array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
-    return array.copy()
+    try:
+        array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
+        array = array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+        return array.copy()
+    except (ValueError, TypeError, MemoryError, OverflowError) as e:  # e.g. an empty array numpy cannot index
+        raise ProtocolError(f"array blob cannot be read: {str(e)[:200]}") from None
 
 
 def _decode_value(value: Any, blobs: list[Any], depth: int = 0) -> Any:
