@@ -177,6 +177,10 @@ def _not_a_class(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert "SkipBlock is a function, not a class" in next(t.message for t in r.tests if t.nodeid == "test_param_count")
 
 
+def _no_flags(r: SubmissionResult, ctx: dict[str, Any]) -> None:
+    assert not r.flags, r.flags
+
+
 def _symlinked_zip(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert _problem(r, "day09.zip (a symbolic link"), r.problems
     assert _problem(r, "missing", "blocks.py")
@@ -223,6 +227,9 @@ CASES: dict[str, Case] = {
                      plain_bug=True, check=_symlinks),
     "symlinked_zip": Case(0, "a day09.zip that is a link to another student's zip is left out and named, never opened",
                           plain_bug=True, check=_symlinked_zip, ingested=True),
+    "default_dtype": Case(8, "torch.set_default_dtype(torch.float64) is a plain API call: no flag (float32 inputs then "
+                             "fail the shape test, the student's own doing)",
+                          plain_bug=True, check=_no_flags),
     "bad_bytes": Case(2, "a non-UTF-8 file and a non-UTF-8 name: a clear message, the rest is graded",
                       plain_bug=True, check=_bad_bytes),
     "special_files": Case(10, "FIFOs, sockets, deep nesting and oversize files are left out without blocking",

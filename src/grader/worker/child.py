@@ -69,6 +69,8 @@ _get_defaults = operator.attrgetter("__defaults__")
 _get_kwdefaults = operator.attrgetter("__kwdefaults__")
 # Caches Python and torch fill in on their own (copy/pickle, ABCs): never a student's doing.
 _SELF_FILLED = frozenset({"__slotnames__", "_abc_impl", "__abstractmethods__", "_is_protocol"})
+# Names that plain torch calls rebind themselves: torch.set_default_dtype replaces torch.Storage.
+_REBOUND_BY_API = frozenset({("torch", "Storage"), ("torch", "__warningregistry__")})
 
 
 class Integrity:
@@ -143,6 +145,9 @@ class Integrity:
             current = self._dict_of(obj, mode)
             for key, original in snapshot.items():
                 if current.get(key, _MISSING) is not original:
+                    if (label, key) in _REBOUND_BY_API and key in current:
+                        snapshot[key] = current[key]
+                        continue
                     changed.append(f"{label}.{key}")
                     try:
                         if mode == "class":
