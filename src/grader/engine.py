@@ -19,6 +19,7 @@ import pytest
 import grader
 from grader.client import WorkerClient
 from grader.intake import read_submission
+from grader.mistakes import diagnose
 from grader.plugin import GradingPlugin, SuiteError, assign_points
 from grader.reference import load_reference
 from grader.results import Flag, Problem, SubmissionResult
@@ -77,6 +78,7 @@ class GradingSession:
             if not any(p.file == file and p.kind == "missing" for p in problems):
                 problems.append(Problem(file=file, kind="import" if error.kind in ("import", "missing") else error.kind,
                                         message=error.message, detail=error.traceback))
+        tests, mistakes = diagnose(spec, tests, problems)
         flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
                       detail=e.detail, test=getattr(e, "test", None)) for e in client.events]
         flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
@@ -89,6 +91,7 @@ class GradingSession:
             score=round(sum(t.score for t in tests), 4),
             max_score=round(sum(t.max_score for t in tests if t.category != "bonus"), 4),
             execution_time=round(time.monotonic() - started, 3), tests=tests, problems=problems, flags=flags,
+            mistakes=mistakes, feedback=spec.feedback,
             isolation=sandbox.isolation, grader_version=grader.__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             artifacts=plugin.artifacts_store,

@@ -131,7 +131,7 @@ class GradingPlugin:
         elif isinstance(exc, Mistake):
             outcome, message = Outcome.failed, exc.message
             fields = {"expected": exc.expected, "found": exc.found, "hint": exc.hint, "data": exc.data,
-                      "cause": exc.cause}
+                      "cause": exc.cause, "fix": exc.fix}
         elif isinstance(exc, SubmissionError):
             outcome, message = Outcome.error, exc.message
             fields = {"hint": ERROR_HINTS.get(exc.kind), "data": {"error_kind": exc.kind}}

@@ -12,8 +12,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 CATEGORIES = ("api", "shape", "params", "skip", "structure", "training", "device", "bonus")
+CATEGORY_LABELS = {
+    "api": "API and signatures",
+    "shape": "Output shapes",
+    "params": "Parameter counts",
+    "skip": "Skip connections",
+    "structure": "Structure",
+    "training": "Training",
+    "device": "Device handling",
+    "bonus": "Bonus",
+}
 Category = Literal["api", "shape", "params", "skip", "structure", "training", "device", "bonus"]
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+# What students are shown: "hints" says what is wrong and where; "full" may also show the fix;
+# "score" shows the points per class and nothing else.
+FeedbackPolicy = Literal["hints", "full", "score"]
 
 
 class Outcome(str, Enum):
@@ -45,6 +58,10 @@ class TestResult(BaseModel):
     hint: str | None = None
     # The root cause this failure was diagnosed as (see grader.testing.Mistake.cause); None when not named.
     cause: str | None = None
+    # How to correct it, possibly in code: shown only under the "full" feedback policy.
+    fix: str | None = None
+    # The key of the entry in SubmissionResult.mistakes this failure belongs to.
+    mistake: str | None = None
     visibility: Visibility = "visible"
     duration_s: float = 0.0
     stdout: str = ""
@@ -63,6 +80,8 @@ class TestResult(BaseModel):
             lines.append(f"Found: {self.found}")
         if self.hint:
             lines.append(f"Likely cause: {self.hint}")
+        if self.fix:
+            lines.append(f"How to fix it: {self.fix}")
         if self.stdout:
             lines.append(f"Your code printed:\n{self.stdout}")
         return "\n".join(lines)
@@ -77,6 +96,42 @@ class Problem(BaseModel):
     detail: str = ""
 
 
+MistakeKind = Literal["behaviour", "not_implemented", "import", "missing", "limit", "error"]
+
+
+class MistakeEntry(BaseModel):
+    """One root cause found in a submission, charged once, with every test it made fail.
+
+    ``kind``: ``behaviour`` (the code runs but computes the wrong thing), ``not_implemented``
+    (still the skeleton's stub), ``import`` (a file that does not import), ``missing``
+    (a file or a class that is not there), ``limit`` (a timeout, the memory limit or a
+    crash), ``error`` (an exception or a wrong return type).
+    """
+
+    key: str
+    kind: MistakeKind
+    target: str
+    file: str | None = None
+    line: int | None = None
+    layer: str | None = None
+    summary: str
+    hint: str | None = None
+    fix: str | None = None
+    # True when the hidden suite named the cause; False when failures were grouped by their message.
+    named: bool = False
+    tests: list[str] = Field(default_factory=list)
+    points_lost: float = 0.0
+
+    def where(self) -> str:
+        """The place in the submission: file, line, class and layer as far as known."""
+        place = self.file or ""
+        if self.line:
+            place += f", line {self.line}"
+        if self.target and self.kind != "import":
+            place += f" ({self.target}{', ' + self.layer if self.layer else ''})" if place else self.target
+        return place
+
+
 class SubmissionResult(BaseModel):
     student: str
     assignment: str
@@ -85,6 +140,9 @@ class SubmissionResult(BaseModel):
     execution_time: float
     tests: list[TestResult]
     problems: list[Problem] = Field(default_factory=list)
+    # The submission's mistakes, each once, in the order a student should fix them.
+    mistakes: list[MistakeEntry] = Field(default_factory=list)
+    feedback: FeedbackPolicy = "hints"
     flags: list[Flag] = Field(default_factory=list)
     isolation: str
     grader_version: str
@@ -107,26 +165,18 @@ class SubmissionResult(BaseModel):
         return totals
 
     def to_gradescope(self) -> dict[str, Any]:
-        """Gradescope's results.json schema."""
+        """Gradescope's results.json schema, showing what the feedback policy lets students see."""
+        from grader.feedback import for_student, gradescope_tests
+
+        shown = for_student(self)
         return {
             "score": round(self.score, 4),
             "max_score": round(self.max_score, 4),
             "execution_time": round(self.execution_time, 3),
-            "output": self.summary_text(),
+            "output": shown.summary_text(),
             "visibility": "visible",
             "stdout_visibility": "hidden",
-            "tests": [
-                {
-                    "name": t.name,
-                    "score": round(t.score, 4),
-                    "max_score": round(t.max_score, 4),
-                    "status": t.status,
-                    "output": t.feedback(),
-                    "visibility": t.visibility,
-                    "tags": [t.target, t.category],
-                }
-                for t in self.tests
-            ],
+            "tests": gradescope_tests(shown),
         }
 
     def summary_text(self) -> str:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from grader.results import Category
+from grader.results import Category, FeedbackPolicy
 
 
 class SpecError(Exception):
@@ -70,6 +70,8 @@ class AssignmentSpec(Strict):
     targets: list[Target]
     rubric: list[RubricItem]
     total_points: float = 100.0
+    # What students see: "hints" (what is wrong and where), "full" (the fix too), "score" (points per class only).
+    feedback: FeedbackPolicy = "hints"
     limits: Limits = Limits()
     root: Path = Field(exclude=True)
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from grader.client import SubmissionError, WorkerClient
+from grader.client import SubmissionError, WorkerClient, current_test
 from grader.spec import AssignmentSpec
 from grader.worker import probes as probe_library
 
@@ -39,7 +39,7 @@ class Mistake(AssertionError):
     """A check that failed: what was expected, what was found, and the likely cause."""
 
     def __init__(self, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None,
-                 data: dict[str, Any] | None = None, cause: str | None = None) -> None:
+                 data: dict[str, Any] | None = None, cause: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.expected = None if expected is None else str(expected)
@@ -48,12 +48,14 @@ class Mistake(AssertionError):
         self.data = data or {}
         # A stable name for the root cause ("ResidualBlock.relu_before_add"): failures that share it are one mistake.
         self.cause = cause
+        # How to correct it, possibly solution code: students see it only under the "full" feedback policy.
+        self.fix = fix
 
 
 def check(condition: bool, message: str, *, expected: Any = None, found: Any = None, hint: str | None = None,
-          cause: str | None = None) -> None:
+          cause: str | None = None, fix: str | None = None) -> None:
     if not condition:
-        raise Mistake(message, expected=expected, found=found, hint=hint, cause=cause)
+        raise Mistake(message, expected=expected, found=found, hint=hint, cause=cause, fix=fix)
 
 
 def check_equal(found: Any, expected: Any, what: str, *, hint: str | None = None) -> None:
@@ -108,17 +110,54 @@ class Implementation:
         raise NotImplementedError
 
 
+# Probes that only construct the target: a forward that hangs or crashes does not stop them.
+BUILD_ONLY_PROBES = frozenset({"describe", "param_count"})
+# Failures that cost a request's whole time or a worker: charged once per target, then remembered.
+FATAL_KINDS = frozenset({"timeout", "memory", "crash"})
+
+
 class StudentImplementation(Implementation):
+    """The submission's side: probes go to the sandboxed worker.
+
+    Time is charged once: when a target's probe times out, hits the memory limit or
+    crashes the worker, later probes of that target fail at once with the same
+    diagnosis instead of paying the limit again (one timeout per class, not per
+    test). A hang in forward still lets the probes that only construct it run;
+    a hang in the constructor stops every probe of that target.
+    """
+
     def __init__(self, client: WorkerClient, spec: AssignmentSpec, default_timeout: float) -> None:
         self.client = client
         self.spec = spec
         self.default_timeout = default_timeout
         self.stdout: list[str] = []
+        # (target, "build" or "forward") -> the first fatal failure, and the test it happened in
+        self.fatal: dict[tuple[str, str], tuple[SubmissionError, str | None]] = {}
+
+    def _remembered(self, target: str, probe: str) -> SubmissionError | None:
+        phases = ("build",) if probe in BUILD_ONLY_PROBES else ("build", "forward")
+        for phase in phases:
+            if (target, phase) in self.fatal:
+                first, test = self.fatal[(target, phase)]
+                where = f" in the test '{test}'" if test else ""
+                return SubmissionError(first.kind, f"{first.message} (first seen{where}; not run again, "
+                                       "so the time limit is charged once)", first.traceback)
+        return None
 
     def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         target = self.spec.target(built.target)
-        reply = self.client.probe(name, target.file, target.name, target.kind, list(built.args), dict(built.kwargs),
-                                  params, timeout or self.default_timeout, construct=built.construct)
+        remembered = self._remembered(target.name, name)
+        if remembered is not None:
+            raise remembered
+        try:
+            reply = self.client.probe(name, target.file, target.name, target.kind, list(built.args),
+                                      dict(built.kwargs), params, timeout or self.default_timeout,
+                                      construct=built.construct)
+        except SubmissionError as e:
+            if e.kind in FATAL_KINDS:
+                phase = "build" if name in BUILD_ONLY_PROBES or not built.construct else "forward"
+                self.fatal.setdefault((target.name, phase), (e, current_test()))
+            raise
         if reply["stdout"]:
             self.stdout.append(reply["stdout"])
         return reply["result"]

@@ -18,6 +18,7 @@ import jinja2
 
 from grader.results import (
     CATEGORIES,
+    CATEGORY_LABELS,
     Outcome,
     SubmissionResult,
     TestResult,
@@ -29,16 +30,6 @@ STDOUT_LIMIT = 2_000  # characters of student-printed output shown per test
 TEXT_LIMIT = 4_000  # characters of any other message (expected/found/traceback) shown
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
-CATEGORY_LABELS = {
-    "api": "API and signatures",
-    "shape": "Output shapes",
-    "params": "Parameter counts",
-    "skip": "Skip connections",
-    "structure": "Structure",
-    "training": "Training",
-    "device": "Device handling",
-    "bonus": "Bonus",
-}
 
 # icon, word, css class: the word is always printed, so colour is never the only signal
 OUTCOME_STYLE = {
