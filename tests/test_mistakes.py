@@ -105,8 +105,8 @@ def test_a_forward_that_never_returns_costs_one_timeout_per_class(minicourse_cop
     timed_out = [t for t in forward_tests if "not run again" not in t.message]
     assert len(timed_out) == 1, [t.message for t in forward_tests]
     assert all("did not finish" in t.message for t in forward_tests)
-    # one request timeout, not six: 6 x 1.5 s = 9 s if each test waited
-    assert wall < 2 * timeout + 3.0, f"grading took {wall:.1f} s"
+    # one request timeout, not one per test: waiting in each would take at least 6 x 1.5 s = 9 s
+    assert wall < len(forward_tests) * timeout, f"grading took {wall:.1f} s"
     # the parameter count only builds the block, so it still runs and passes
     [params] = [t for t in graded.tests if t.category == "params"]
     assert params.outcome is Outcome.passed
