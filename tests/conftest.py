@@ -56,3 +56,22 @@ def graded_corpus():
     from grader.spec import find_spec
 
     return run_audit(find_spec("day09"), ROOT / "tests" / "corpus")
+
+
+@pytest.fixture(scope="session")
+def graded_demo(tmp_path_factory):
+    """bob, carol and dave of the demo class graded once per test session: {student: (result, folder)}; for slow tests."""
+    from grader.engine import GradingSession
+    from grader.report import write_student_report
+    from grader.results import save
+    from grader.spec import find_spec
+
+    out = tmp_path_factory.mktemp("demo")
+    graded = {}
+    with GradingSession(find_spec("day09")) as session:
+        for student in ("bob", "carol", "dave"):
+            result = session.grade(ROOT / "submissions" / student)
+            save(result, out / student)
+            write_student_report(result, out / student)
+            graded[student] = (result, out / student)
+    return graded

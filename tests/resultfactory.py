@@ -6,7 +6,9 @@ import math
 import random
 from typing import Any
 
+from grader.mistakes import diagnose
 from grader.results import Flag, Outcome, Problem, SubmissionResult, TestResult
+from grader.spec import find_spec
 
 # target, name, category, points, visibility, expected, found, hint (what a failure says)
 SUITE: list[tuple[str, str, str, float, str, str | None, str | None, str | None]] = [
@@ -124,7 +126,8 @@ def make_result(
             t.message = f"{target} does not behave like the reference: {name} failed."
             t.expected, t.found, t.hint = expected, found, hint
         elif outcome is Outcome.error:
-            t.message = f"{file} could not be imported, so {target} could not be tested."
+            t.message = f"importing {file} raised NameError: name 'nn' is not defined"
+            t.data = {"error_kind": "import"}
         elif outcome is Outcome.skipped:
             t.message = "No CUDA device on the grading machine; this check runs on the GPU grader."
         tests.append(t)
@@ -199,6 +202,8 @@ def make_result(
         artifacts=arts,
     )
     fields.update(overrides)
+    if "mistakes" not in overrides:
+        fields["tests"], fields["mistakes"] = diagnose(find_spec("day09"), fields["tests"], fields["problems"])
     return SubmissionResult(**fields)
 
 

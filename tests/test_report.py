@@ -34,8 +34,8 @@ def test_shows_score_targets_categories_and_every_test():
     page = render_student(r)
     assert f"{r.score:g}" in page and f"{r.max_score:g} points" in page
     for target, (got, out_of) in r.by_target().items():
-        assert f'id="target-{target.lower()}"' in page
-        assert f"{got:g} / {out_of:g} points" in page
+        row = page[page.index(f'<tr id="target-{target.lower()}"'):]
+        assert f"{got:g} / {out_of:g}" in row[: row.index("</tr>")]
     for label in ("Parameter counts", "Skip connections", "Training", "Bonus"):
         assert label in page
     for t in r.tests:
@@ -51,11 +51,16 @@ def test_failing_test_shows_message_expected_found_and_likely_cause():
     page = render_student(r)
     section = page[page.index(f'id="test-{r.tests.index(failed) + 1}"'):]
     section = section[: section.index("</li>")]
-    for part in (failed.message, failed.expected, failed.found, failed.hint):
+    for part in (failed.expected, failed.found):
         assert html.escape(part) in section
-    assert "Expected" in section and "Found" in section and "Likely cause" in section
-    # and it is listed under "What to fix", linked to its anchor
-    assert f'href="#test-{r.tests.index(failed) + 1}"' in page
+    assert "Expected" in section and "Found" in section
+    # it is listed under its mistake in "What to fix", which says the likely cause once and is linked from its class
+    [number] = [n for n, m in enumerate(r.mistakes, 1) if m.key == failed.mistake]
+    entry = page[page.index(f'id="mistake-{number}"'):]
+    entry = entry[: entry.index('<li class="mistake') if '<li class="mistake' in entry else None]
+    assert f'id="test-{r.tests.index(failed) + 1}"' in entry
+    assert html.escape(failed.hint) in entry and html.escape(failed.message) in entry  # said once: in the test or as the summary
+    assert "Likely cause" in entry and f'href="#mistake-{number}"' in page
 
 
 def test_hidden_tests_show_their_message_but_never_their_source_path():

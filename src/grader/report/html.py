@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from grader.feedback import for_student
 from grader.results import (
     CATEGORIES,
     CATEGORY_LABELS,
@@ -368,69 +369,124 @@ def outcome_counts(tests: Iterable[TestResult]) -> dict[str, int]:
     return counts
 
 
+# Words of the suites that a student may not know, explained once where they appear.
+GLOSSARY = {
+    "meta device": "The meta device is PyTorch's device for tensors that have a shape but no values; "
+                   "a forward there fails when your code makes a tensor on the CPU (torch.zeros(...) without "
+                   "device=) or keeps a plain tensor attribute instead of a buffer: code that would also break on a GPU.",
+}
+
+
+def _status(tests: list[TestResult], mistakes: list[dict[str, Any]]) -> tuple[str, str]:
+    """A class's status in words, and its css class."""
+    if tests and all(t.outcome is Outcome.skipped for t in tests):
+        return "Not run on this machine", "skipped"
+    if not mistakes:
+        return "Correct", "passed"
+    own = [m for m in mistakes if m["own"]]
+    kinds = {m["kind"] for m in own}
+    if "import" in kinds:
+        return "Does not import", "error"
+    if "missing" in kinds:
+        return "Missing", "error"
+    if "not_implemented" in kinds:
+        return "Not implemented yet", "error"
+    if own:
+        return f"{len(own)} mistake{'s' if len(own) > 1 else ''}", "failed"
+    return "Affected by another class's mistake", "failed"
+
+
 def student_view(result: SubmissionResult) -> dict[str, Any]:
-    taken: set[str] = {"main", "summary", "to-fix", "categories", "problems", "comparison", "targets"}
-    layer_tables = _artifact(result, "layer_tables")
-    loss_curves = _artifact(result, "loss_curves")
+    shown = for_student(result)
+    taken: set[str] = {"main", "summary", "to-fix", "categories", "problems", "comparison", "targets", "passed",
+                       "skipped", "details", "terms"}
+    layer_tables = _artifact(shown, "layer_tables")
+    loss_curves = _artifact(shown, "loss_curves")
     layer_tables = layer_tables if isinstance(layer_tables, dict) else {}
     loss_curves = loss_curves if isinstance(loss_curves, dict) else {}
 
-    targets: dict[str, dict[str, Any]] = {}
-    views = []
-    for i, t in enumerate(result.tests, 1):
-        if t.target not in targets:
-            targets[t.target] = {"name": t.target, "anchor": slug(f"target-{t.target}", taken), "tests": []}
-        v = test_view(t, f"test-{i}")
-        targets[t.target]["tests"].append(v)
-        views.append(v)
-    # artifacts for a class that has no test still get a section
-    for name in list(layer_tables) + list(loss_curves):
-        if name not in targets:
-            targets[name] = {"name": name, "anchor": slug(f"target-{name}", taken), "tests": []}
-    by_target = result.by_target()
-    for name, target in targets.items():
-        got, out_of = by_target.get(name, (0.0, 0.0))
-        target.update(
-            score=got,
-            max_score=out_of,
-            percent=percent(got, out_of),
-            counts=outcome_counts(t for t in result.tests if t.target == name),
-            layers=layer_table_view(layer_tables.get(name)),
-            loss=loss_curve_view(loss_curves.get(name)),
-        )
+    views = {id(t): test_view(t, f"test-{i}") for i, t in enumerate(shown.tests, 1)}
+    problem_detail = {p.file: p.detail for p in shown.problems if p.file and p.detail}
 
-    by_category = result.by_category()
+    mistakes: list[dict[str, Any]] = []
+    placed: set[int] = set()
+    for n, m in enumerate(shown.mistakes, 1):
+        members = [t for t in shown.tests if t.mistake == m.key]
+        placed.update(id(t) for t in members)
+        tests = []
+        for t in members:
+            v = dict(views[id(t)])
+            v["hint"] = v["hint"] if t.hint and t.hint != m.hint else None
+            v["message"] = v["message"] if t.message != m.summary else clean_text("")
+            tests.append(v)
+        error = problem_detail.get(m.file) if m.kind in ("import", "missing") else None
+        mistakes.append({
+            "n": n, "anchor": f"mistake-{n}", "kind": m.kind, "target": m.target, "where": m.where(),
+            "summary": clean_text(m.summary), "hint": clean_text(m.hint) if m.hint else None,
+            "fix": clean_text(m.fix) if m.fix else None, "error": clean_text(error) if error else None,
+            "points_lost": m.points_lost, "tests": tests, "classes": sorted({t.target for t in members}),
+        })
+    # failures no mistake claims (a result written before mistakes existed): listed as they are
+    unplaced = [views[id(t)] for t in shown.tests
+                if t.outcome in (Outcome.failed, Outcome.error) and id(t) not in placed]
+    if unplaced:
+        mistakes.append({
+            "n": len(mistakes) + 1, "anchor": f"mistake-{len(mistakes) + 1}", "kind": "behaviour", "target": "",
+            "where": "", "summary": clean_text("Other failed tests"), "hint": None, "fix": None, "error": None,
+            "points_lost": sum(v["max_score"] - v["score"] for v in unplaced), "tests": unplaced,
+            "classes": sorted({v["target"] for v in unplaced}),
+        })
+
+    by_target = shown.by_target()
+    names = list(dict.fromkeys([t.target for t in shown.tests] + list(layer_tables) + list(loss_curves)))
+    targets = []
+    for name in names:
+        mine = [t for t in shown.tests if t.target == name]
+        touching = [dict(m, own=m["target"] == name) for m in mistakes if name in m["classes"]]
+        status, cls = _status(mine, touching)
+        got, out_of = by_target.get(name, (0.0, 0.0))
+        targets.append({
+            "name": name, "anchor": slug(f"target-{name}", taken), "score": got, "max_score": out_of,
+            "percent": percent(got, out_of), "status": status, "cls": cls, "mistakes": touching,
+            "counts": outcome_counts(mine),
+            "passed": [views[id(t)] for t in mine if t.outcome is Outcome.passed],
+            "layers": layer_table_view(layer_tables.get(name)), "loss": loss_curve_view(loss_curves.get(name)),
+        })
+
+    by_category = shown.by_category()
     categories = []
     for cat in [c for c in CATEGORIES if c in by_category] + sorted(set(by_category) - set(CATEGORIES)):
         got, out_of = by_category[cat]
-        tests = [t for t in result.tests if t.category == cat]
-        categories.append(
-            {
-                "name": cat,
-                "label": CATEGORY_LABELS.get(cat, cat),
-                "score": got,
-                "max_score": out_of,
-                "percent": percent(got, out_of),
-                "passed": sum(t.outcome is Outcome.passed for t in tests),
-                "total": len(tests),
-            }
-        )
+        tests_in = [t for t in shown.tests if t.category == cat]
+        categories.append({
+            "name": cat, "label": CATEGORY_LABELS.get(cat, cat), "score": got, "max_score": out_of,
+            "percent": percent(got, out_of), "passed": sum(t.outcome is Outcome.passed for t in tests_in),
+            "total": len(tests_in),
+        })
 
+    words = " ".join(t.name + " " + t.message + " " + (t.hint or "") for t in shown.tests).lower()
+    terms = [{"term": term, "text": text} for term, text in GLOSSARY.items() if term in words]
+    counts = outcome_counts(shown.tests)
     return {
-        "r": result,
-        "grader_version": result.grader_version,
-        "percent": percent(result.score, result.max_score),
-        "counts": outcome_counts(result.tests),
-        "to_fix": [v for v in views if v["outcome"] in ("failed", "error")],
-        "targets": list(targets.values()),
+        "r": shown,
+        "policy": shown.feedback,
+        "grader_version": shown.grader_version,
+        "percent": percent(shown.score, shown.max_score),
+        "counts": counts,
+        "mistakes": mistakes,
+        "targets": targets,
         "categories": categories,
+        "passed_count": counts["passed"],
+        "skipped": [views[id(t)] for t in shown.tests if t.outcome is Outcome.skipped],
         "problems": [
             {"file": p.file, "kind": p.kind, "message": clean_text(p.message), "detail": clean_text(p.detail)}
-            for p in result.problems
+            for p in shown.problems if p.kind not in ("import", "missing") or not shown.mistakes
         ],
-        "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail)} for f in result.flags],
-        "comparison": comparison_view(_artifact(result, "comparison")),
-        "execution_time": f"{result.execution_time:.1f}",
+        "unimported": sorted({p.file for p in shown.problems if p.file and p.kind in ("import", "missing")}),
+        "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail)} for f in shown.flags],
+        "comparison": comparison_view(_artifact(shown, "comparison")),
+        "terms": terms,
+        "execution_time": f"{shown.execution_time:.1f}",
     }
 
 
