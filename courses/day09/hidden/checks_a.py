@@ -56,10 +56,12 @@ ERROR_CAUSES = [
 ]
 
 
-def explain_error(fn: Callable[[], Any], message: str, hint: str, kinds: Iterable[str] = ("exception",)) -> Any:
+def explain_error(fn: Callable[[], Any], message: str, hint: str | None, kinds: Iterable[str] = ("exception",),
+                  cause: str | None = None) -> Any:
     """Run ``fn``; an exception raised by the student's code becomes a Mistake with a hint.
 
-    The hint is the one for a known error text, else ``hint``.
+    The hint is the one for a known error text, else ``hint``; ``cause`` names the
+    mistake when the test knows it.
     """
     try:
         return fn()
@@ -67,7 +69,7 @@ def explain_error(fn: Callable[[], Any], message: str, hint: str, kinds: Iterabl
         if e.kind not in kinds:
             raise
         known = next((h for fragment, h in ERROR_CAUSES if fragment in e.message), None)
-        raise Mistake(message, expected="no error", found=e.message[:600], hint=known or hint) from None
+        raise Mistake(message, expected="no error", found=e.message[:600], hint=known or hint, cause=cause) from None
 
 
 def probe_input(result: dict[str, Any], input_shape: list[int]) -> np.ndarray:
@@ -206,21 +208,29 @@ def delta_text(got: dict[str, int], want: dict[str, int]) -> str:
 
 
 def check_params(got: dict[str, Any], want: dict[str, Any], what: str,
-                 catalogue: list[tuple[Counter | dict[str, int], str]], fallback: str) -> None:
-    """Exact count; when it differs, the delta by layer type and the catalogued mistake it matches."""
+                 catalogue: list[tuple[Counter | dict[str, int], str, str]], fallback: str) -> None:
+    """Exact count; when it differs, the delta by layer type and the catalogued mistake it matches.
+
+    A catalogue entry is (parameters by layer type, what is wrong, cause name).
+    """
     if got["total"] == want["total"]:
         return
     found_types = _clean(got["by_type"])
-    matches = [message for counts, message in catalogue
+    matches = [(message, cause) for counts, message, cause in catalogue
                if _clean(dict(counts)) == found_types and _clean(dict(counts)) != _clean(want["by_type"])]
-    hint = " Or: ".join(dict.fromkeys(matches)) if matches else None
+    hint = " Or: ".join(dict.fromkeys(m for m, _ in matches)) if matches else None
     delta = got["total"] - want["total"]
+    if got["total"] == 0:
+        raise Mistake(f"{what} has no parameters at all: no layer is registered",
+                      expected=f"{commas(want['total'])} ({by_type_text(want['by_type'])})", found="0",
+                      hint="Layers kept in a plain Python list or dict, or built only in forward, are invisible to "
+                           "PyTorch: register them as attributes, in nn.Sequential or in nn.ModuleList.",
+                      cause=what.split("(")[0] + ".unregistered_layers")
     raise Mistake(
-        f"{what} has {commas(got['total'])} parameters, {delta:+,} compared with the specification "
-        f"({delta_text(got['by_type'], want['by_type'])})",
+        f"{what} has {commas(got['total'])} parameters, {delta:+,} compared with the specification",
         expected=f"{commas(want['total'])} ({by_type_text(want['by_type'])})",
-        found=f"{commas(got['total'])} ({by_type_text(got['by_type'])})",
-        hint=hint or fallback,
+        found=f"{commas(got['total'])} ({by_type_text(got['by_type'])}; {delta_text(got['by_type'], want['by_type'])})",
+        hint=hint or fallback, cause=matches[0][1] if matches else None,
     )
 
 
@@ -308,82 +318,3 @@ def loss_curve_check(losses: np.ndarray, what: str, *, below: float, steps: int,
         raise Mistake(f"{what}: one small batch was not overfitted in {steps} Adam steps{floor}",
                       expected=f"a loss below {below:g}", found=f"lowest loss {min(values):.3f}",
                       hint=hint_plateau)
-
-
-# --------------------------------------------------------------------------- behaviour of the usual wrong blocks
-
-RESIDUAL_VARIANTS = {
-    "relu_before_add": "a ReLU is applied to the main path after bn2 and before the addition; the only ReLU "
-                       "after bn2 comes after adding the shortcut",
-    "relu_before_add_no_final": "the ReLU is applied to the main path before the addition and not after it: "
-                                "compute relu(bn2(conv2(...)) + shortcut(x))",
-    "no_final_relu": "the ReLU after the addition is missing",
-    "add_before_bn2": "the shortcut is added before bn2; add it to the output of the second BatchNorm",
-    "bn_after_relu": "BatchNorm comes after the ReLU; the order is conv -> BatchNorm -> ReLU",
-    "stride_on_conv2": "the stride is on the second 3x3 convolution; it belongs to the first one (and to the projection)",
-    "no_skip": "the shortcut is never added: the block returns relu(main path) alone",
-    "skip_twice": "the shortcut is added twice",
-    "relu_on_input": "the input goes through a ReLU before anything else (an in-place ReLU on x changes the input "
-                     "that both paths see)",
-}
-
-
-def residual_variant_matches(cin: int, cout: int, stride: int, input_shape: list[int], got: np.ndarray) -> str | None:
-    """Which usual wrong block computes exactly what the student's block computes (eval, keyed weights)."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from grader.worker.probes import keyed_fill, make_input
-
-    class Variant(nn.Module):
-        def __init__(self, kind: str) -> None:
-            super().__init__()
-            self.kind = kind
-            s1, s2 = (1, stride) if kind == "stride_on_conv2" else (stride, 1)
-            self.conv1 = nn.Conv2d(cin, cout, 3, s1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, s2, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.proj = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                         if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            k = self.kind
-            if k == "relu_on_input":
-                x = F.relu(x)
-            s = self.proj(x)
-            if k == "bn_after_relu":
-                h = self.bn1(F.relu(self.conv1(x)))
-            else:
-                h = F.relu(self.bn1(self.conv1(x)))
-            if k == "add_before_bn2":
-                return F.relu(self.bn2(self.conv2(h) + s))
-            m = self.bn2(self.conv2(h))
-            if k == "relu_before_add":
-                return F.relu(F.relu(m) + s)
-            if k == "relu_before_add_no_final":
-                return F.relu(m) + s
-            if k == "no_final_relu":
-                return m + s
-            if k == "no_skip":
-                return F.relu(m)
-            if k == "skip_twice":
-                return F.relu(m + 2 * s)
-            return F.relu(m + s)
-
-    x = make_input(input_shape)
-    for kind, message in RESIDUAL_VARIANTS.items():
-        if kind == "stride_on_conv2" and stride == 1:
-            continue
-        model = Variant(kind)
-        keyed_fill(model)
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(x).numpy()
-        except RuntimeError:
-            continue
-        if close(got, out):
-            return message
-    return None

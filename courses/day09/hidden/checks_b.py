@@ -54,7 +54,7 @@ def run_or_explain(student: Any, reference: Any, target: str, args: tuple, name:
         hints = diagnose(mine, theirs)
         raise Mistake(f"{call_text(target, args)} raised an error on an input of shape {shape_text(input_shape)}",
                       expected="a forward pass without errors", found=e.message[:600],
-                      hint=" ".join(hints) if hints else None) from None
+                      hint=" ".join(hints) if hints else None, cause=diagnosed_cause(mine, target)) from None
 
 
 # --------------------------------------------------------------------------- text
@@ -101,7 +101,7 @@ def same_function(student: Any, reference: Any, target: str, args: tuple, input_
     where = f"{call_text(target, args)} in {mode} mode on an input of shape {shape_text(input_shape)}"
     if got.shape != want.shape:
         raise Mistake(f"{where}: the output has the wrong shape", expected=shape_text(want.shape),
-                      found=shape_text(got.shape), hint=" ".join(hints) or None)
+                      found=shape_text(got.shape), hint=" ".join(hints) or None, cause=diagnosed_cause(mine, target))
     if not hints and mode == "train":
         hints = ["The outputs agree in eval mode but not in train mode, where BatchNorm uses the statistics of "
                  "the batch it sees: check which convolution has the stride (the depthwise 3x3 one) and that "
@@ -110,7 +110,9 @@ def same_function(student: Any, reference: Any, target: str, args: tuple, input_
                   f"(largest difference {max_difference(got, want):.3g}, with the same weights in both)",
                   expected=f"values matching the specification (mean |y| {np.abs(want).mean():.4g})",
                   found=f"mean |y| {np.abs(got).mean():.4g}",
-                  hint=" ".join(hints) if hints else "Compare your layers and their order with the docstring.")
+                  hint=" ".join(hints) if hints else "The layers that ran are the specification's; their order or "
+                                                     "what is added or joined differs.",
+                  cause=diagnosed_cause(mine, target))
 
 
 # --------------------------------------------------------------------------- diagnosis from two anatomies
@@ -153,6 +155,20 @@ def _multiset_diff(mine: list[str], theirs: list[str], limit: int = 3) -> tuple[
     return missing, extra
 
 
+def diagnosed_cause(mine: dict[str, Any], target: str) -> str | None:
+    """The cause of a failure whose anatomy shows a recognisable mistake (padding, pooling, concatenation axis)."""
+    for r in mine.get("layers", []):
+        if r.get("type") == "Conv2d":
+            k, pad = r["kernel"][0], r["padding"][0] if isinstance(r["padding"], list) else None
+            if isinstance(pad, int) and r["stride"][0] == 1 and k in (3, 5) and pad != k // 2:
+                return f"{target}.branch_padding"
+        if r.get("type") == "MaxPool2d" and r["kernel"][0] == 3 and r["stride"][0] == 1 and r["padding"][0] != 1:
+            return f"{target}.pool_padding"
+    if "dimension 0" in (mine.get("error") or "") or 0 in mine.get("cat_dims", []):
+        return f"{target}.cat_dim"
+    return None
+
+
 def diagnose(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     """Likely causes, from what ran in the student's forward and the reference's (never used to gate)."""
     hints: list[str] = []
@@ -179,7 +195,9 @@ def diagnose(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     if ops.get("avg_pool2d", 0) > ref_ops.get("avg_pool2d", 0) and ops.get("max_pool2d", 0) < ref_ops.get("max_pool2d", 0):
         hints.append("Average pooling is used where the specification has max pooling (MaxPool2d).")
     if mine.get("ok") and theirs.get("ok"):
-        if ops.get("relu", 0) < ref_ops.get("relu", 0):
+        if ops.get("hardtanh", 0) > ref_ops.get("hardtanh", 0) and ops.get("relu", 0) < ref_ops.get("relu", 0):
+            hints.append(f"{ops['hardtanh']} clipped activations (ReLU6 or hardtanh) ran where ReLUs are expected.")
+        elif ops.get("relu", 0) < ref_ops.get("relu", 0):
             hints.append(f"{ops.get('relu', 0)} ReLUs ran where {ref_ops['relu']} are expected: a ReLU is missing "
                          "(every convolution here is followed by one).")
         elif ops.get("relu", 0) > ref_ops.get("relu", 0):
@@ -191,6 +209,10 @@ def diagnose(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
                          "F.dropout(x, p, training=self.training).")
         if ops.get("softmax", 0) + ops.get("log_softmax", 0) > ref_ops.get("softmax", 0) + ref_ops.get("log_softmax", 0):
             hints.append("The forward applies a softmax; return the raw logits (CrossEntropyLoss applies log-softmax itself).")
+    norms = sorted({t for t in mine.get("module_types", {}) if "Norm" in t} - set(theirs.get("module_types", {})))
+    if norms:
+        hints.append(f"{', '.join(norms)} is used where the specification has "
+                     f"{', '.join(sorted(t for t in theirs.get('module_types', {}) if 'Norm' in t)) or 'no normalisation'}.")
     ref_rows = theirs.get("layers", [])
     missing, extra = _multiset_diff([layer_text(r) for r in rows if r.get("type") in ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d")],
                                     [layer_text(r) for r in ref_rows if r.get("type") in ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d")])
@@ -201,6 +223,11 @@ def diagnose(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
         if extra:
             parts.append("run but not expected: " + "; ".join(extra))
         hints.append("Layers that differ from the specification (" + ". ".join(parts) + ").")
+    if not hints and mine.get("ok") and theirs.get("ok"):
+        changed = [f"{op} {ops.get(op, 0)} time(s) where {ref_ops.get(op, 0)} expected"
+                   for op in sorted(set(ops) | set(ref_ops)) if ops.get(op, 0) != ref_ops.get(op, 0)]
+        if changed:
+            hints.append("The operations that ran differ from the specification's: " + "; ".join(changed) + ".")
     return hints
 
 
@@ -257,29 +284,36 @@ def inception_mistakes(cin: int, c1: int, r3: int, c3: int, r5: int, c5: int, pp
     """Parameter deltas of realistic mistakes in one InceptionModule(cin, c1, r3, c3, r5, c5, pp)."""
     no_reduce3 = conv_params(cin, c3, 3) - conv_params(cin, r3, 1) - conv_params(r3, c3, 3)
     no_reduce5 = conv_params(cin, c5, 5) - conv_params(cin, r5, 1) - conv_params(r5, c5, 5)
+    m = "InceptionModule."
     return {
-        "a 3x3 conv where the 5x5 branch needs 5x5": -16 * r5 * c5,
-        "a 5x5 conv in the 3x3 branch": 16 * r3 * c3,
-        "no 1x1 projection after the max-pool (the pool branch ends in Conv1x1(in_channels -> pool_proj))": -conv_params(cin, pp, 1),
-        "no 1x1 reduction before the 3x3 conv (it must read ch3x3_reduce channels, not in_channels)": no_reduce3,
-        "no 1x1 reduction before the 5x5 conv (it must read ch5x5_reduce channels, not in_channels)": no_reduce5,
-        "no 1x1 reductions before the 3x3 and 5x5 convs": no_reduce3 + no_reduce5,
-        "convolutions built with bias=False (the Inception convolutions keep their bias)": -(c1 + r3 + c3 + r5 + c5 + pp),
-        "ch3x3 and ch5x5 swapped in the constructor": (conv_params(r3, c5, 3) + conv_params(r5, c3, 5))
-        - (conv_params(r3, c3, 3) + conv_params(r5, c5, 5)),
+        "a 3x3 conv where the 5x5 branch needs 5x5": (-16 * r5 * c5, m + "branch_kernel"),
+        "a 5x5 conv in the 3x3 branch": (16 * r3 * c3, m + "branch_kernel"),
+        "no 1x1 projection after the max-pool (the pool branch ends in a 1x1 conv to pool_proj channels)":
+            (-conv_params(cin, pp, 1), m + "no_pool_projection"),
+        "no 1x1 reduction before the 3x3 conv (it must read ch3x3_reduce channels, not in_channels)":
+            (no_reduce3, m + "no_reduce"),
+        "no 1x1 reduction before the 5x5 conv (it must read ch5x5_reduce channels, not in_channels)":
+            (no_reduce5, m + "no_reduce"),
+        "no 1x1 reductions before the 3x3 and 5x5 convs": (no_reduce3 + no_reduce5, m + "no_reduce"),
+        "convolutions built with bias=False (the Inception convolutions keep their bias)":
+            (-(c1 + r3 + c3 + r5 + c5 + pp), m + "conv_no_bias"),
+        "ch3x3 and ch5x5 swapped in the constructor": ((conv_params(r3, c5, 3) + conv_params(r5, c3, 5))
+                                                       - (conv_params(r3, c3, 3) + conv_params(r5, c5, 5)),
+                                                       m + "argument_order"),
     }
 
 
 INCEPTION_CONFIGS = [(64, 32, 48, 64, 8, 16, 16), (128, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64)]
 
 
-def simplified_inception_mistakes(num_classes: int = 10) -> dict[str, int]:
-    out: dict[str, int] = {}
+def simplified_inception_mistakes(num_classes: int = 10) -> dict[str, tuple[int, str]]:
+    out: dict[str, tuple[int, str]] = {}
     per_module = [inception_mistakes(*cfg) for cfg in INCEPTION_CONFIGS]
     for name in per_module[0]:
-        out[name + " (in every InceptionModule)"] = sum(m[name] for m in per_module)
-    out["the stem conv built with bias=False"] = -64
-    out["Linear(480 * 8 * 8, ...) instead of global average pooling then Linear(480, ...)"] = 480 * 63 * num_classes
+        out[name + " (in every InceptionModule)"] = (sum(m[name][0] for m in per_module), per_module[0][name][1])
+    out["the stem conv built with bias=False"] = (-64, "SimplifiedInception.stem_bias")
+    out["a classifier on the 480 x 8 x 8 feature maps instead of global average pooling first"] = (
+        480 * 63 * num_classes, "SimplifiedInception.no_global_pool")
     return out
 
 
@@ -287,20 +321,24 @@ def dsc_params(cin: int, cout: int, bias: bool = False) -> int:
     return conv_params(cin, cin, 3, bias, groups=cin) + 2 * cin + conv_params(cin, cout, 1, bias) + 2 * cout
 
 
-def dsc_mistakes(cin: int, cout: int) -> dict[str, int]:
-    """Parameter deltas of realistic mistakes in one DepthwiseSeparableConv(cin, cout)."""
+def dsc_mistakes(cin: int, cout: int) -> dict[str, tuple[int, str]]:
+    """Parameter deltas of realistic mistakes in one DepthwiseSeparableConv(cin, cout), with their causes."""
     multiplier = (conv_params(cin, cout, 3, False, groups=cin) + 2 * cout + conv_params(cout, cout, 1, False) + 2 * cout) \
         - dsc_params(cin, cout)
+    d = "DepthwiseSeparableConv."
     return {
-        "the depthwise conv is missing groups=in_channels (it became a full 3x3 convolution)": 9 * cin * (cin - 1),
-        "conv bias before BatchNorm (use bias=False: BatchNorm's shift makes the bias redundant)": cin + cout,
-        "bias=True on the depthwise conv before its BatchNorm": cin,
-        "bias=True on the pointwise conv before its BatchNorm": cout,
-        "no BatchNorm after the depthwise conv": -2 * cin,
-        "no BatchNorm after the pointwise conv": -2 * cout,
-        "a channel-multiplier depthwise conv (in_channels -> out_channels with groups=in_channels; "
-        "the depthwise conv must keep in_channels)": multiplier,
-        "the pointwise conv is 3x3 instead of 1x1": 8 * cin * cout,
+        "the depthwise conv has no groups (it became a full 3x3 convolution that mixes all channels)":
+            (9 * cin * (cin - 1), d + "no_groups"),
+        "conv bias before BatchNorm (BatchNorm's shift makes the bias redundant)": (cin + cout, d + "conv_bias"),
+        "a bias on the depthwise conv before its BatchNorm": (cin, d + "conv_bias"),
+        "a bias on the pointwise conv before its BatchNorm": (cout, d + "conv_bias"),
+        "no BatchNorm after the depthwise conv": (-2 * cin, d + "missing_bn"),
+        "no BatchNorm after the pointwise conv": (-2 * cout, d + "missing_bn"),
+        "no BatchNorm2d with parameters after either conv (left out, or replaced by a normalisation without "
+        "parameters such as InstanceNorm2d)": (-2 * (cin + cout), d + "wrong_norm_layer"),
+        "a channel-multiplier depthwise conv (in_channels -> out_channels; the depthwise conv keeps in_channels)":
+            (multiplier, d + "channel_multiplier"),
+        "the pointwise conv is 3x3 instead of 1x1": (8 * cin * cout, d + "pointwise_kernel"),
     }
 
 
@@ -312,38 +350,49 @@ def mobilenet_params(blocks: list[tuple[int, int, int]], num_classes: int = 10) 
     return conv_params(3, 32, 3, False) + 64 + sum(dsc_params(a, b) for a, b, _ in blocks) + blocks[-1][1] * num_classes + num_classes
 
 
-def mobilenet_mistakes(num_classes: int = 10) -> dict[str, int]:
-    out: dict[str, int] = {}
+def mobilenet_mistakes(num_classes: int = 10) -> dict[str, tuple[int, str]]:
+    out: dict[str, tuple[int, str]] = {}
     per_block = [dsc_mistakes(a, b) for a, b, _ in MOBILENET_BLOCKS]
     for name in per_block[0]:
-        out[name + " (in every DepthwiseSeparableConv)"] = sum(m[name] for m in per_block)
+        out[name + " (in every DepthwiseSeparableConv)"] = (sum(m[name][0] for m in per_block), per_block[0][name][1])
     base = mobilenet_params(MOBILENET_BLOCKS, num_classes)
-    out["the paper's 13-block MobileNet instead of the lesson's 6 blocks"] = mobilenet_params(PAPER_BLOCKS, num_classes) - base
-    out["a 7th block (512 -> 1024) as in the paper's next stage"] = (dsc_params(512, 1024) + 1024 * num_classes
-                                                                     - 512 * num_classes)
-    out["the stem conv built with a bias"] = 32
-    out["no BatchNorm after the stem conv"] = -64
+    out["the paper's 13-block MobileNet instead of the lesson's 6 blocks"] = (
+        mobilenet_params(PAPER_BLOCKS, num_classes) - base, "MobileNetV1.paper_layout")
+    out["a 7th block (512 -> 1024) as in the paper's next stage"] = (
+        dsc_params(512, 1024) + 1024 * num_classes - 512 * num_classes, "MobileNetV1.paper_layout")
+    out["the stem conv built with a bias"] = (32, "MobileNetV1.stem_bias")
+    out["no BatchNorm after the stem conv"] = (-64, "MobileNetV1.stem_bn")
     return out
 
 
-def check_params(student: Any, reference: Any, target: str, args: tuple, mistakes: dict[str, int]) -> None:
-    """Exact trainable-parameter count; a mismatch is explained by layer type and, when it fits, by a likely mistake."""
+def check_params(student: Any, reference: Any, target: str, args: tuple, mistakes: dict[str, tuple[int, str]]) -> None:
+    """Exact trainable-parameter count; a mismatch is explained by layer type and, when it fits, by a likely mistake.
+
+    ``mistakes`` maps what a mistake is to (its parameter delta, its cause name).
+    """
     got = run(student.build(target, *args), "param_count")
     want = run(reference.build(target, *args), "param_count")
     if got["total"] == want["total"]:
         return
+    where = call_text(target, args)
+    if got["total"] == 0:
+        raise Mistake(f"{where} has no parameters at all: no layer is registered", expected=commas(want["total"]),
+                      found="0", hint="Layers kept in a plain Python list or dict, or built only in forward, are "
+                                      "invisible to PyTorch: register them as attributes, in nn.Sequential or in "
+                                      "nn.ModuleList.", cause=f"{target}.unregistered_layers")
     delta = got["total"] - want["total"]
     types = sorted(set(got["by_type"]) | set(want["by_type"]))
     by_type = [f"{t} {signed(got['by_type'].get(t, 0) - want['by_type'].get(t, 0))}" for t in types
                if got["by_type"].get(t, 0) != want["by_type"].get(t, 0)]
-    likely = [name for name, d in mistakes.items() if d == delta and d != 0]
-    message = f"{call_text(target, args)} has {signed(delta)} parameters"
+    likely = [(name, cause) for name, (d, cause) in mistakes.items() if d == delta and d != 0]
+    by_type_text = f" ({'; '.join(by_type)} by layer type)" if by_type else ""
     if likely:
-        message += f": likely {likely[0]}"
-    hint = "Difference by layer type: " + ", ".join(by_type) + "." if by_type else None
-    if not likely and hint:
-        hint += " Compare each layer's in/out channels, kernel size and bias with the docstring."
-    raise Mistake(message, expected=commas(want["total"]), found=commas(got["total"]), hint=hint)
+        hint = "Likely " + likely[0][0] + "."
+    else:
+        hint = "Compare each layer's input and output channels, kernel size and bias with the docstring."
+    raise Mistake(f"{where} has {commas(got['total'])} parameters, {signed(delta)} compared with the specification",
+                  expected=commas(want["total"]), found=commas(got["total"]) + by_type_text, hint=hint,
+                  cause=likely[0][1] if likely else None)
 
 
 # --------------------------------------------------------------------------- GPU

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import catalogue
 import checks_b as cb
 from grader.testing import Mistake, check, check_equal, grade
 
@@ -32,6 +34,7 @@ def test_inception_module_builds(student):
 
 
 @grade("InceptionModule", "shape")
+@pytest.mark.compares_outputs
 def test_inception_module_shape(student, reference):
     """InceptionModule keeps H x W (also odd sizes) and outputs ch1x1 + ch3x3 + ch5x5 + pool_proj channels"""
     for cfg, shape in ((LESSON, [2, 64, 9, 9]), (ODD, [2, 16, 7, 5])):
@@ -40,13 +43,15 @@ def test_inception_module_shape(student, reference):
         where = f"{cb.call_text('InceptionModule', cfg)} on an input of shape {cb.shape_text(shape)}"
         if not mine["ok"]:
             raise Mistake(f"{where} raised an error", expected=f"output {cb.shape_text(theirs['shape'])}",
-                          found=mine["error"], hint=" ".join(cb.diagnose(mine, theirs)) or None)
+                          found=mine["error"], hint=" ".join(cb.diagnose(mine, theirs)) or None,
+                          cause=cb.diagnosed_cause(mine, "InceptionModule"))
         if mine["shape"] != theirs["shape"]:
             hints = cb.diagnose(mine, theirs)
             if mine["shape"][1:2] != theirs["shape"][1:2]:
                 hints.insert(0, f"The output must have ch1x1 + ch3x3 + ch5x5 + pool_proj = {_out_channels(cfg)} channels.")
             raise Mistake(f"{where}: wrong output shape", expected=cb.shape_text(theirs["shape"]),
-                          found=cb.shape_text(mine["shape"]), hint=" ".join(hints) or None)
+                          found=cb.shape_text(mine["shape"]), hint=" ".join(hints) or None,
+                          cause=cb.diagnosed_cause(mine, "InceptionModule"))
 
 
 @grade("InceptionModule", "params")
@@ -56,14 +61,32 @@ def test_inception_module_params(student, reference):
         cb.check_params(student, reference, "InceptionModule", cfg, cb.inception_mistakes(*cfg))
 
 
+def _branch_order(student, reference, cfg, shape) -> None:
+    """A student output that is the reference's branches joined in another order: name the order."""
+    try:
+        got = cb.run(student.build("InceptionModule", *cfg), "keyed_forward", input_shape=shape, mode="eval")["output"]
+    except Exception:  # noqa: BLE001 - the other checks explain a crash
+        return
+    want = cb.run(reference.build("InceptionModule", *cfg), "keyed_forward", input_shape=shape, mode="eval")["output"]
+    order = catalogue.concat_order(got, want, (cfg[1], cfg[3], cfg[5], cfg[6]), BRANCHES)
+    if order:
+        raise Mistake("The four branches are right but joined in another order",
+                      expected=", ".join(BRANCHES), found=order,
+                      hint="The output channels come from the 1x1, 3x3, 5x5 and pool branches, in that order.",
+                      cause="InceptionModule.concat_order")
+
+
 @grade("InceptionModule", "structure")
+@pytest.mark.compares_outputs
 def test_inception_module_equivalence(student, reference, artifacts):
     """InceptionModule computes the specified function (same weights, same output)"""
-    cb.same_function(student, reference, "InceptionModule", LESSON, [2, 64, 9, 9])
-    cb.same_function(student, reference, "InceptionModule", ODD, [2, 16, 7, 5])
+    for cfg, shape in ((LESSON, [2, 64, 9, 9]), (ODD, [2, 16, 7, 5])):
+        _branch_order(student, reference, cfg, shape)
+        cb.same_function(student, reference, "InceptionModule", cfg, shape)
 
 
 @grade("InceptionModule", "structure")
+@pytest.mark.compares_outputs
 def test_inception_module_branches(student, reference):
     """InceptionModule concatenates the 1x1, 3x3, 5x5 and pool branches in that order"""
     shape = [1, 16, 9, 9]
@@ -81,16 +104,17 @@ def test_inception_module_branches(student, reference):
         found.append(f"{name} (channels {starts[i]}-{starts[i + 1] - 1}) sees {'/'.join(map(str, widths))} pixels")
     expected = ", ".join(f"{name}: {w}" for name, w in zip(BRANCHES, EXPECTED_WIDTHS))
     got_first = [got["widths"][s] for s in starts[:-1]]
+    cause = None
     if sorted(got_first) == sorted(EXPECTED_WIDTHS):
-        hint = ("The branches are there but joined in another order: concatenate them as "
-                "torch.cat([branch1x1, branch3x3, branch5x5, branch_pool], dim=1).")
+        hint = "The branches are there but joined in another order: the output channels follow the branch order."
+        cause = "InceptionModule.concat_order"
     elif 5 not in got["widths"]:
-        hint = "No channel sees a 5x5 window: the 5x5 branch must use kernel_size=5 (with padding=2)."
+        hint = "No channel sees a 5x5 window: the 5x5 branch needs a 5x5 kernel."
     else:
-        hint = "Check each branch's kernel sizes: 1x1 | 1x1 then 3x3 | 1x1 then 5x5 | 3x3 max-pool then 1x1."
+        hint = "A branch sees a window of another width than its kernels give (see the widths above)."
     raise Mistake("The width of the input window that each output channel sees (its receptive field) does not "
                   "match the branch order 1x1, 3x3, 5x5, pool",
-                  expected=expected, found="; ".join(found), hint=hint)
+                  expected=expected, found="; ".join(found), hint=hint, cause=cause)
 
 
 @grade("InceptionModule", "structure")
@@ -100,12 +124,13 @@ def test_inception_module_gradients(student, reference):
     flow = cb.run_or_explain(student, reference, "InceptionModule", ODD, "gradient_flow", shape)
     check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
           expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
-          hint="Every layer you create in __init__ must be used in forward, each exactly where the docstring puts it.")
+          hint="Every layer you create in __init__ must be used in forward, each exactly where the docstring puts it.",
+          cause="InceptionModule.unused_layer")
     mutated = cb.run(student.build("InceptionModule", *ODD), "input_mutation", input_shape=shape)
     check(not mutated["mutated"], "The forward changes its input tensor in place",
           expected="x unchanged after forward", found="x modified",
           hint="All four branches read the same x: an in-place operation on x (e.g. relu_ or ReLU(inplace=True) "
-               "applied to x itself) corrupts the input of the other branches.")
+               "applied to x itself) corrupts the input of the other branches.", cause="InceptionModule.inplace_on_input")
 
 
 @grade("InceptionModule", "device")
@@ -166,14 +191,18 @@ def test_simplified_inception_dropout(student, reference):
     got = cb.run_or_explain(student, reference, "SimplifiedInception", (), "stochasticity", [4, 3, 8, 8])
     check(got["train_differs"], "Two forwards in training mode give identical outputs: there is no active dropout",
           expected="different outputs (dropout drops random features)", found="identical outputs",
-          hint="Add nn.Dropout(0.4) after flattening, right before the final Linear.")
+          hint="The classifier has a dropout between the pooled features and the final Linear.",
+          cause="SimplifiedInception.dropout_missing")
     check(got["eval_equal"], "Two forwards in eval mode give different outputs: dropout stays on in evaluation",
           expected="identical outputs", found="different outputs",
-          hint="Use nn.Dropout (it follows model.eval()), or F.dropout(x, 0.4, training=self.training).")
+          hint="A functional dropout must be told whether the model is training (self.training); a dropout module "
+               "follows model.eval() by itself.", cause="SimplifiedInception.dropout_in_eval")
     rows = cb.run(student.build("SimplifiedInception"), "anatomy", input_shape=[2, 3, 8, 8], mode="train")["layers"]
     ps = sorted({r["p"] for r in rows if "Dropout" in r["type"]})
     check(not ps or ps == [0.4], "The dropout probability is not the lesson's",
-          expected="p = 0.4", found=", ".join(f"p = {p:g}" for p in ps), hint="Use nn.Dropout(0.4).")
+          expected="p = 0.4", found=", ".join(f"p = {p:g}" for p in ps),
+          hint="p is the probability of dropping a value; compare it with the docstring.",
+          cause="SimplifiedInception.dropout_p")
 
 
 @grade("SimplifiedInception", "structure")
@@ -183,15 +212,17 @@ def test_simplified_inception_network_checks(student, reference):
     probs = cb.run_or_explain(student, reference, "SimplifiedInception", (), "logits_check", shape)
     check(not probs["looks_like_probabilities"], "The output rows are probabilities (non-negative, summing to 1)",
           expected="raw logits", found="softmax output",
-          hint="Remove the softmax at the end: nn.CrossEntropyLoss expects logits and applies log-softmax itself.")
+          hint="Remove the softmax at the end: nn.CrossEntropyLoss expects logits and applies log-softmax itself.",
+          cause="SimplifiedInception.softmax_output")
     leak = cb.run(student.build("SimplifiedInception"), "batch_independence", input_shape=shape)["leak"]
     check(leak == 0.0, "In eval mode the first sample's output depends on the other samples of the batch",
           expected="no dependence", found=f"gradient {leak:.3g} reaching other samples",
-          hint="Flatten with torch.flatten(x, 1) (or x.view(x.size(0), -1)), never view(-1, 480).")
+          hint="Flatten each sample on its own, keeping the batch dimension; a view with -1 first mixes samples.",
+          cause="SimplifiedInception.batch_folded")
     flow = cb.run(student.build("SimplifiedInception"), "gradient_flow", input_shape=shape)
     check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
           expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
-          hint="Every layer created in __init__ must be used in forward.")
+          hint="Every layer created in __init__ must be used in forward.", cause="SimplifiedInception.unused_layer")
 
 
 @grade("SimplifiedInception", "training")

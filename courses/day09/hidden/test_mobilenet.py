@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import checks_b as cb
 from grader.testing import Mistake, check, check_equal, grade
 
@@ -25,6 +27,7 @@ def test_dsc_builds(student):
 
 
 @grade("DepthwiseSeparableConv", "shape")
+@pytest.mark.compares_outputs
 def test_dsc_shape(student, reference):
     """DepthwiseSeparableConv outputs out_channels and divides H x W by the stride (rounding up)"""
     for args, shape, want in ((DSC_LESSON, [2, 32, 9, 9], [2, 64, 9, 9]), (DSC_STRIDED, [2, 16, 9, 7], [2, 24, 5, 4])):
@@ -35,7 +38,7 @@ def test_dsc_shape(student, reference):
             raise Mistake(f"{where} raised an error", expected=f"output {cb.shape_text(want)}", found=mine["error"],
                           hint=" ".join(cb.diagnose(mine, theirs)) or None)
         check_equal(mine["shape"], want, f"output shape of {where}",
-                    hint="The depthwise conv is 3x3 with padding=1 and the block's stride; the pointwise conv is 1x1.")
+                    hint="The output must have out_channels channels and be divided in size by the stride only.")
 
 
 @grade("DepthwiseSeparableConv", "params")
@@ -46,6 +49,7 @@ def test_dsc_params(student, reference):
 
 
 @grade("DepthwiseSeparableConv", "structure")
+@pytest.mark.compares_outputs
 def test_dsc_equivalence_eval(student, reference):
     """DepthwiseSeparableConv computes the specified function in eval mode (same weights, same output)"""
     cb.same_function(student, reference, "DepthwiseSeparableConv", DSC_LESSON, [2, 32, 5, 5])
@@ -53,12 +57,14 @@ def test_dsc_equivalence_eval(student, reference):
 
 
 @grade("DepthwiseSeparableConv", "structure")
+@pytest.mark.compares_outputs
 def test_dsc_equivalence_train(student, reference):
     """DepthwiseSeparableConv computes the specified function in train mode (BatchNorm on batch statistics)"""
     cb.same_function(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, [2, 16, 9, 7], mode="train")
 
 
 @grade("DepthwiseSeparableConv", "structure")
+@pytest.mark.compares_outputs
 def test_dsc_depthwise_then_pointwise(student, reference):
     """DepthwiseSeparableConv runs a 3x3 conv with groups = in_channels, then a 1x1 conv with groups = 1"""
     cin, cout, stride = DSC_STRIDED
@@ -73,34 +79,45 @@ def test_dsc_depthwise_then_pointwise(student, reference):
     found = "; ".join(cb.conv_text(r) for r in convs) or "no nn.Conv2d ran"
     expected = (f"Conv2d 3x3 {cin}->{cin} (stride {stride}, padding 1, groups {cin}, no bias); "
                 f"Conv2d 1x1 {cin}->{cout} (padding 0, no bias)")
+    d = "DepthwiseSeparableConv."
     check(len(convs) == 2, f"{len(convs)} convolutions ran where a depthwise and a pointwise conv are expected",
-          expected=expected, found=found, hint="Use exactly two nn.Conv2d layers: depthwise 3x3, then pointwise 1x1.")
+          expected=expected, found=found, hint="The block runs exactly two convolutions: the depthwise one, then the "
+                                               "pointwise one.")
     dw, pw = convs
-    check(dw["kernel"] == [3, 3] and pw["kernel"] == [1, 1], "The convolutions have the wrong kernel sizes or order",
-          expected=expected, found=found, hint="The depthwise 3x3 convolution comes first, the pointwise 1x1 second.")
-    check(dw["groups"] != 1, "The 3x3 convolution is a full convolution: the depthwise conv is missing groups=in_channels",
+    check(dw["kernel"] == [3, 3], "The first convolution is not the 3x3 depthwise one",
+          expected=expected, found=found, hint="The depthwise 3x3 convolution comes first, the pointwise one second.",
+          cause=d + "order")
+    check(dw["groups"] != 1, "The 3x3 convolution is a full convolution: it has no groups, so it is not depthwise",
           expected=expected, found=found,
-          hint=f"nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=1, groups=in_channels, bias=False): "
-               f"with groups=in_channels every channel is filtered on its own ({cin} x 9 weights instead of {cin} x {cin} x 9).")
+          hint=f"Without groups the 3x3 convolution mixes every input channel into every output channel "
+               f"({cin} x {cin} x 9 weights); a depthwise convolution filters each channel on its own ({cin} x 9).",
+          cause=d + "no_groups")
     check(dw["groups"] == cin and dw["in_channels"] == cin and dw["out_channels"] == cin,
-          "The depthwise conv must keep the channel count (groups == in_channels == out_channels)",
-          expected=expected, found=found,
+          "The depthwise conv changes the channel count", expected=expected, found=found,
           hint="A depthwise conv with more output channels than inputs is a 'channel multiplier' variant; in this "
-               "lesson the depthwise conv maps in_channels -> in_channels and the 1x1 pointwise conv changes the count.")
+               "lesson the depthwise conv keeps in_channels and only the pointwise conv changes the count.",
+          cause=d + "channel_multiplier")
+    check(pw["kernel"] == [1, 1], "The pointwise convolution is not 1x1", expected=expected, found=found,
+          hint="The pointwise convolution only mixes channels: its kernel covers one pixel.", cause=d + "pointwise_kernel")
     check(pw["groups"] == 1 and pw["in_channels"] == cin and pw["out_channels"] == cout,
-          "The pointwise conv must mix all channels: 1x1, in_channels -> out_channels, groups=1",
-          expected=expected, found=found)
+          "The pointwise conv does not mix all channels (in_channels -> out_channels, no groups)",
+          expected=expected, found=found, cause=d + "pointwise_groups")
     check(dw["stride"] == [stride, stride] and pw["stride"] == [1, 1],
           "The stride belongs to the depthwise 3x3 conv; the pointwise 1x1 conv always has stride 1",
           expected=expected, found=found,
-          hint="Strided 1x1 convolutions skip pixels; the depthwise 3x3 conv is the one that downsamples.")
+          hint="Strided 1x1 convolutions skip pixels; the depthwise 3x3 conv is the one that downsamples.",
+          cause=d + "stride_on_pointwise")
     bns = [r for r in mine["layers"] if "BatchNorm" in r["type"]]
+    other_norms = sorted(t for t in mine.get("module_types", {}) if "Norm" in t and t != "BatchNorm2d")
     check(len(bns) == 2, f"{len(bns)} BatchNorm layers ran where each of the two convs is followed by one",
           expected="BatchNorm2d(in_channels) after the depthwise conv, BatchNorm2d(out_channels) after the pointwise conv",
-          found=", ".join(cb.layer_text(r) for r in bns) or "none")
+          found=", ".join([cb.layer_text(r) for r in bns] + other_norms) or "none",
+          hint=f"{', '.join(other_norms)} is used in place of BatchNorm2d." if other_norms else None,
+          cause=d + ("wrong_norm_layer" if other_norms else "missing_bn"))
     check(not dw["bias"] and not pw["bias"], "A convolution followed by BatchNorm has a bias",
-          expected="bias=False on both convolutions", found=found,
-          hint="BatchNorm subtracts the mean and adds its own shift, so a conv bias before it is wasted parameters.")
+          expected="no bias on either convolution", found=found,
+          hint="BatchNorm subtracts the mean and adds its own shift, so a conv bias before it is wasted parameters.",
+          cause=d + "conv_bias")
 
 
 @grade("DepthwiseSeparableConv", "structure")
@@ -110,12 +127,13 @@ def test_dsc_gradients(student, reference):
     flow = cb.run_or_explain(student, reference, "DepthwiseSeparableConv", DSC_STRIDED, "gradient_flow", shape)
     check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
           expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
-          hint="Every layer created in __init__ must be used in forward.")
+          hint="Every layer created in __init__ must be used in forward.", cause="DepthwiseSeparableConv.unused_layer")
     for mode in ("eval", "train"):
         mutated = cb.run(student.build("DepthwiseSeparableConv", *DSC_STRIDED), "input_mutation", input_shape=shape, mode=mode)
         check(not mutated["mutated"], f"The forward changes its input tensor in place ({mode} mode)",
               expected="x unchanged after forward", found="x modified",
-              hint="Do not apply an in-place operation (relu_, +=) to the input x.")
+              hint="Do not apply an in-place operation (relu_, +=) to the input x.",
+              cause="DepthwiseSeparableConv.inplace_on_input")
 
 
 @grade("DepthwiseSeparableConv", "device")
@@ -189,15 +207,17 @@ def test_mobilenet_blocks(student, reference):
     if got == want:
         return
     if not got:
-        hint = "No grouped 3x3 convolution ran: the blocks must be DepthwiseSeparableConv (depthwise conv with groups=in_channels)."
+        hint, cause = ("No grouped 3x3 convolution ran: the blocks must be DepthwiseSeparableConv blocks.",
+                       "MobileNetV1.no_depthwise_blocks")
     elif len(got) != len(want):
-        hint = (f"{len(got)} depthwise blocks ran where the lesson's MobileNetV1 has {len(want)} "
-                "(32->64 s1, 64->128 s2, 128->128 s1, 128->256 s2, 256->256 s1, 256->512 s2); the paper's 13-block "
-                "ImageNet version is too big for 32 x 32 images.")
+        hint = (f"{len(got)} depthwise blocks ran where the lesson's MobileNetV1 has {len(want)}; the paper's "
+                "13-block ImageNet version is too big for 32 x 32 images.")
+        cause = "MobileNetV1.paper_layout" if len(got) > len(want) else "MobileNetV1.block_count"
     else:
-        hint = "The blocks run in the right number but with other strides: downsample in blocks 2, 4 and 6 (stride 2)."
+        hint, cause = ("The blocks run in the right number but with other strides (see the table above).",
+                       "MobileNetV1.stride_schedule")
     raise Mistake("The depthwise blocks (input channels, stride, output size for a 32 x 32 image) differ from the lesson's",
-                  expected="; ".join(want), found="; ".join(got), hint=hint)
+                  expected="; ".join(want), found="; ".join(got), hint=hint, cause=cause)
 
 
 @grade("MobileNetV1", "structure")
@@ -207,15 +227,17 @@ def test_mobilenet_network_checks(student, reference):
     probs = cb.run_or_explain(student, reference, "MobileNetV1", (), "logits_check", shape)
     check(not probs["looks_like_probabilities"], "The output rows are probabilities (non-negative, summing to 1)",
           expected="raw logits", found="softmax output",
-          hint="Remove the softmax at the end: nn.CrossEntropyLoss expects logits and applies log-softmax itself.")
+          hint="Remove the softmax at the end: nn.CrossEntropyLoss expects logits and applies log-softmax itself.",
+          cause="MobileNetV1.softmax_output")
     leak = cb.run(student.build("MobileNetV1"), "batch_independence", input_shape=shape)["leak"]
     check(leak == 0.0, "In eval mode the first sample's output depends on the other samples of the batch",
           expected="no dependence", found=f"gradient {leak:.3g} reaching other samples",
-          hint="Flatten with torch.flatten(x, 1) (or x.view(x.size(0), -1)), never view(-1, 512).")
+          hint="Flatten each sample on its own, keeping the batch dimension; a view with -1 first mixes samples.",
+          cause="MobileNetV1.batch_folded")
     flow = cb.run(student.build("MobileNetV1"), "gradient_flow", input_shape=shape)
     check(not flow["without_grad"], "Some parameters get no gradient, so they never learn",
           expected="a gradient for every parameter", found=", ".join(flow["without_grad"][:5]),
-          hint="Every layer created in __init__ must be used in forward.")
+          hint="Every layer created in __init__ must be used in forward.", cause="MobileNetV1.unused_layer")
 
 
 @grade("MobileNetV1", "training")

@@ -23,12 +23,14 @@ def modern(impl, *args):
 
 def _catalogue(num_classes):
     return [
-        (ca.modern_cnn(num_classes, stem_bias=False), STEM_BIAS),
+        (ca.modern_cnn(num_classes, stem_bias=False), STEM_BIAS, "ModernCNN.no_stem_bias"),
         (ca.modern_cnn(num_classes, bias=True), "The ResidualBlock convolutions have bias=True; use bias=False before "
-                                                "BatchNorm (see the ResidualBlock tests)."),
+                                                "BatchNorm (see the ResidualBlock tests).", "ResidualBlock.conv_bias"),
         (ca.modern_cnn(num_classes, projection="always"),
-         "Every ResidualBlock has a projection, even where the shapes match (see the ResidualBlock tests)."),
-        (ca.modern_cnn(10), "The classifier ignores num_classes: the last layer is Linear(512, num_classes)."),
+         "Every ResidualBlock has a projection, even where the shapes match (see the ResidualBlock tests).",
+         "ResidualBlock.projection_always"),
+        (ca.modern_cnn(10), "The classifier ignores num_classes: its output size is always 10.",
+         "ModernCNN.num_classes_ignored"),
     ]
 
 
@@ -101,17 +103,21 @@ def test_modern_dropout(student):
                          "ModernCNN failed in train mode", MODERN_HINT)
     check(not r["eval"] and r["eval_equal"], "ModernCNN still drops values in eval mode",
           expected="a deterministic forward after model.eval()", found=f"{len(r['eval'])} random operation(s) in eval",
-          hint="Use nn.Dropout(0.5), or F.dropout(x, 0.5, training=self.training): F.dropout defaults to training=True.")
+          hint="A functional dropout must be told whether the model is training (self.training): it defaults to "
+               "dropping; a dropout module follows model.eval() by itself.", cause="ModernCNN.dropout_in_eval")
     found = [(c["p"], c["per_sample"]) for c in r["train"]]
     text = ", ".join(f"p={p:g} on {n} values" if p is not None else f"random op on {n} values" for p, n in found) or "none"
     check(r["train_differs"] and len(found) == 1, "ModernCNN does not have exactly one dropout active in train mode",
           expected="1 dropout, p=0.5 on 512 values", found=text,
-          hint="Dropout belongs only in the classifier: pool -> flatten -> Dropout(0.5) -> Linear.")
+          hint="Dropout belongs only in the classifier, on the pooled features.",
+          cause="ModernCNN.dropout_missing" if not found else "ModernCNN.dropout_position")
     p, n = found[0]
     check(p is not None and abs(p - 0.5) < 1e-9, "ModernCNN's dropout probability is not 0.5", expected="p=0.5",
-          found=text, hint="Use nn.Dropout(0.5): p is the probability of dropping a value.")
+          found=text, hint="p is the probability of dropping a value; compare it with the docstring.",
+          cause="ModernCNN.dropout_p")
     check(n == 512, "ModernCNN's dropout is in the wrong place", expected="on the 512 pooled features", found=text,
-          hint="Apply dropout after global pooling, right before the Linear layer.")
+          hint="Dropout acts on the pooled features, after global pooling and before the Linear layer.",
+          cause="ModernCNN.dropout_position")
 
 
 @grade("ModernCNN", "structure")
@@ -119,7 +125,8 @@ def test_modern_logits(student):
     """ModernCNN returns logits, not probabilities"""
     probs = ca.probe(modern(student), "logits_check", input_shape=NET_INPUT)["looks_like_probabilities"]
     check(not probs, "ModernCNN returns probabilities (rows sum to 1)", expected="raw logits", found="softmax output",
-          hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.")
+          hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.",
+          cause="ModernCNN.softmax_output")
 
 
 @grade("ModernCNN", "training")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import catalogue
 import checks_a as ca
+import checks_b as cb
 from grader.testing import Mistake, check, commas, grade
 
 # (in_channels, out_channels, stride): identity, projection for both reasons, and for each reason alone
@@ -13,11 +15,8 @@ BLOCK_CONFIGS = [(64, 64, 1), (64, 128, 2), (64, 128, 1), (64, 64, 2)]
 BLOCK_INPUT = [2, 64, 8, 8]
 NET_INPUT = [2, 3, 32, 32]
 
-ORDER_HINT = ("The block is conv1 (3x3, with the stride) -> bn1 -> ReLU -> conv2 (3x3, stride 1) -> bn2, then the "
-              "shortcut of the original input is added, then one ReLU.")
-SHORTCUT_HINT = ("Adding the shortcut needs the main path's shape: when stride != 1 or in_channels != out_channels "
-                 "the shortcut is Conv2d(in, out, kernel_size=1, stride=stride, bias=False) -> BatchNorm2d(out); "
-                 "otherwise it is the identity.")
+SHORTCUT_HINT = ("Adding the shortcut needs the main path's shape: when the stride or the channel count changes, "
+                 "the shortcut must be projected to the output's shape; otherwise it is the identity.")
 
 
 def block(impl, *args):
@@ -26,6 +25,16 @@ def block(impl, *args):
 
 def block_name(args) -> str:
     return f"ResidualBlock({', '.join(str(a) for a in args)})"
+
+
+def what_ran_differs(student, reference, args, mode: str) -> str | None:
+    """A mismatch no catalogued mistake explains: which layers and operations ran differently."""
+    try:
+        mine = ca.probe(block(student, *args), "anatomy", input_shape=BLOCK_INPUT, mode=mode)
+    except Exception:  # noqa: BLE001 - an explanation only
+        return None
+    theirs = ca.probe(block(reference, *args), "anatomy", input_shape=BLOCK_INPUT, mode=mode)
+    return " ".join(cb.diagnose(mine, theirs)) or None
 
 
 # =========================================================================== ResidualBlock
@@ -40,6 +49,7 @@ def test_block_builds(student):
 
 
 @grade("ResidualBlock", "shape")
+@pytest.mark.compares_outputs
 def test_block_shapes(student, reference):
     """ResidualBlock keeps the size at stride 1 and halves it (rounding up) at stride 2, for batches of 1 to 3"""
     cases = [((64, 64, 1), [2, 64, 8, 8]), ((64, 128, 2), [3, 64, 8, 8]), ((64, 128, 1), [1, 64, 5, 5]),
@@ -53,9 +63,9 @@ def test_block_shapes(student, reference):
             if len(got) == 4 and got[1] != want[1]:
                 hint = "The output must have out_channels channels."
             elif len(got) == 4 and got[2] > want[2]:
-                hint = "The stride is not applied: the first 3x3 convolution and the projection take stride=stride."
+                hint = "The stride is not applied: the output keeps the input's size where it should shrink."
             elif len(got) == 4 and got[2] < want[2]:
-                hint = "Both 3x3 convolutions need padding=1, and only the first one has the stride."
+                hint = "The output is smaller than expected: a 3x3 convolution without padding, or the stride applied twice."
             else:
                 hint = "The block returns a 4-d feature map (N, out_channels, H', W')."
             raise Mistake(f"{block_name(args)} on an input of shape {ca.shape_text(shape)}: wrong output shape",
@@ -72,28 +82,35 @@ def _block_params(student, reference, args):
     if needs:
         catalogue += [
             (ca.residual_block(cin, cout, stride, projection="never"),
-             f"There is no projection shortcut, yet {reason}: the shortcut must be Conv1x1(stride) -> BatchNorm2d "
-             f"whenever stride != 1 or in_channels != out_channels."),
+             f"There is no projection shortcut, yet {reason}: the shortcut must be projected whenever the stride "
+             f"or the channel count changes.", "ResidualBlock.projection_missing"),
             (ca.residual_block(cin, cout, stride, proj_bn=False),
-             "The projection shortcut has no BatchNorm2d after its 1x1 convolution."),
+             "The projection shortcut has no BatchNorm2d after its 1x1 convolution.", "ResidualBlock.projection_no_bn"),
             (ca.residual_block(cin, cout, stride, proj_kernel=3),
-             "The projection uses a 3x3 kernel; it is a 1x1 convolution."),
+             "The projection uses a 3x3 kernel; it is a 1x1 convolution.", "ResidualBlock.projection_3x3"),
         ]
     else:
         catalogue.append((ca.residual_block(cin, cout, stride, projection="always"),
                           f"A 1x1 projection is built even though stride is 1 and the channels match "
-                          f"(+{commas(cin * cout + 2 * cout)} parameters); the shortcut must be the identity here."))
+                          f"(+{commas(cin * cout + 2 * cout)} parameters); the shortcut must be the identity here.",
+                          "ResidualBlock.projection_always"))
     catalogue += [(ca.residual_block(cin, cout, stride, bias=True),
                    "The convolutions have bias=True; a BatchNorm right after a convolution makes its bias redundant: "
-                   "use bias=False."),
+                   "use bias=False.", "ResidualBlock.conv_bias"),
+                  (ca.residual_block(cin, cout, stride) + ca.Counter({"Conv2d": 2 * cout}),
+                   "The two 3x3 convolutions have bias=True; a BatchNorm right after a convolution makes its bias "
+                   "redundant: use bias=False.", "ResidualBlock.conv_bias"),
+                  (ca.residual_block(cin, cout, stride, bn_count=0, proj_bn=False),
+                   "No BatchNorm2d has parameters: the normalisation is left out, or replaced by one without "
+                   "parameters such as InstanceNorm2d; the block uses BatchNorm2d.", "ResidualBlock.wrong_norm_layer"),
                   (ca.residual_block(cin, cout, stride, bn_count=1),
                    "One BatchNorm2d is missing from the main path: conv1 and conv2 each need their own "
-                   "(is bn1 used twice?).")]
+                   "(is bn1 used twice?).", "ResidualBlock.unused_layer")]
     got = ca.probe(block(student, *args), "param_count")
     want = ca.probe(block(reference, *args), "param_count")
     ca.check_params(got, want, block_name(args), catalogue,
-                    fallback="Main path: two 3x3 convolutions (bias=False) and two BatchNorm2d; projection "
-                             "(1x1 conv + BatchNorm2d) only when stride != 1 or the channels change.")
+                    fallback="Count the layers by type against the docstring: the difference by layer type above "
+                             "says which kind of layer has too many or too few weights.")
 
 
 @grade("ResidualBlock", "params")
@@ -121,6 +138,7 @@ def test_block_params_stride_only(student, reference):
 
 
 @grade("ResidualBlock", "skip")
+@pytest.mark.compares_outputs
 def test_identity_shortcut(student):
     """With its 3x3 convolutions silenced, ResidualBlock(64, 64) returns relu(x): the identity shortcut carries the input"""
     shape = [2, 64, 6, 6]
@@ -130,24 +148,25 @@ def test_identity_shortcut(student):
     relu_x = np.maximum(x, 0)
     if ca.close(y, relu_x, atol=1e-10):
         return
+    cause = None
     if y.shape != x.shape:
         hint = "With stride 1 and equal channels the output has the input's shape."
     elif ca.close(y, x, atol=1e-10):
-        hint = "The output is x itself, not relu(x): the ReLU must come after the addition."
+        hint, cause = "The output is x itself, not relu(x): the ReLU must come after the addition.", "ResidualBlock.no_final_relu"
     elif ca.close(y, 2 * relu_x, atol=1e-10) or ca.close(y, np.maximum(2 * x, 0), atol=1e-10):
-        hint = "The input is added twice."
+        hint, cause = "The input is added twice.", "ResidualBlock.skip_twice"
     elif not np.any(y):
-        hint = "Nothing of the input reaches the output: the skip connection is missing."
+        hint, cause = "Nothing of the input reaches the output: the skip connection is missing.", "ResidualBlock.no_skip"
     else:
-        hint = ("The shortcut changes the input although the shapes match: it must be the identity (no projection "
-                "when stride == 1 and in_channels == out_channels).")
+        hint = "With the convolutions silenced something other than the identity shortcut still changes the input."
     raise Mistake("With the residual branch outputting zero, ResidualBlock(64, 64) should return relu(x)",
                   expected="relu(x)", found=f"values differing from relu(x) by up to {ca.max_difference(y, relu_x):.3g}"
                   if y.shape == x.shape else f"an output of shape {ca.shape_text(y.shape)}",
-                  hint=hint)
+                  hint=hint, cause=cause)
 
 
 @grade("ResidualBlock", "skip")
+@pytest.mark.compares_outputs
 def test_projection_shortcut(student, reference):
     """With their 3x3 convolutions silenced, projecting blocks return relu(BN(Conv1x1(x))): the projection shortcut"""
     for args, shape in [((64, 128, 2), [2, 64, 6, 6]), ((64, 128, 1), [2, 64, 5, 5]), ((64, 64, 2), [2, 64, 7, 7])]:
@@ -162,8 +181,8 @@ def test_projection_shortcut(student, reference):
             hint = ("Nothing reaches the output through the shortcut: it is missing, or it is a 3x3 convolution "
                     "instead of a 1x1.")
         else:
-            hint = ("The projection is Conv2d(in, out, kernel_size=1, stride=stride, bias=False) followed by "
-                    "BatchNorm2d(out), applied to the block's original input.")
+            hint = ("What the shortcut computes from the block's original input differs from a 1x1 projection "
+                    "followed by its BatchNorm.")
         raise Mistake(f"{block_name(args)}: the shortcut alone does not give the expected output",
                       expected=f"relu(BN(Conv1x1 stride {args[2]}(x))), shape {ca.shape_text(want.shape)}",
                       found=f"shape {ca.shape_text(got.shape)}" + (
@@ -172,6 +191,7 @@ def test_projection_shortcut(student, reference):
 
 
 @grade("ResidualBlock", "skip")
+@pytest.mark.compares_outputs
 def test_gradient_through_shortcut(student, reference):
     """The gradient of ResidualBlock(64, 64) reaches its input through the shortcut even when the residual branch is zero"""
     shape = [2, 64, 6, 6]
@@ -180,19 +200,21 @@ def test_gradient_through_shortcut(student, reference):
                            "ResidualBlock(64, 64) failed while computing gradients", ca.INPLACE_HINT)
     if ca.close(got, want):
         return
+    cause = None
     if got.shape == want.shape and not np.any(got):
         hint = ("No gradient flows back through the shortcut: it is missing or cut off from autograd "
                 "(.detach(), .data or torch.no_grad() around it).")
     elif got.shape == want.shape and ca.close(got, 2 * want):
-        hint = "The gradient through the shortcut is doubled: the input is added twice."
+        hint, cause = "The gradient through the shortcut is doubled: the input is added twice.", "ResidualBlock.skip_twice"
     else:
         hint = "The shortcut must be the identity here, added once, with one ReLU after the addition."
     raise Mistake("The gradient reaching the input through the identity shortcut is wrong",
                   expected=f"1 for every positive input value ({commas(int(want.sum()))} in total)",
-                  found=f"{float(got.sum()):,.6g} in total", hint=hint)
+                  found=f"{float(got.sum()):,.6g} in total", hint=hint, cause=cause)
 
 
 @grade("ResidualBlock", "structure")
+@pytest.mark.compares_outputs
 def test_block_matches_eval(student, reference):
     """In eval mode, ResidualBlock computes relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)) in all four configurations"""
     for args in BLOCK_CONFIGS:
@@ -202,11 +224,12 @@ def test_block_matches_eval(student, reference):
             f"{block_name(args)} failed in eval mode", SHORTCUT_HINT)
         if ca.close(got, want):
             continue
-        hint = ca.residual_variant_matches(*args, BLOCK_INPUT, got) if got.shape == want.shape else None
-        ca.check_same_output(got, want, f"{block_name(args)} in eval mode", hint=hint or ORDER_HINT)
+        ca.check_same_output(got, want, f"{block_name(args)} in eval mode",
+                             hint=what_ran_differs(student, reference, args, "eval"))
 
 
 @grade("ResidualBlock", "structure")
+@pytest.mark.compares_outputs
 def test_block_matches_train(student, reference, artifacts):
     """In train mode (BatchNorm with batch statistics), ResidualBlock matches the specification"""
     for args in [(64, 128, 2), (64, 64, 1)]:
@@ -217,7 +240,8 @@ def test_block_matches_train(student, reference, artifacts):
         if not ca.close(got, want):
             where = ca.layer_table(block(student, *args), block(reference, *args), "ResidualBlock", BLOCK_INPUT,
                                    artifacts)
-            ca.check_same_output(got, want, f"{block_name(args)} in train mode", hint=ca.join_hints(ORDER_HINT, where))
+            ca.check_same_output(got, want, f"{block_name(args)} in train mode",
+                                 hint=ca.join_hints(what_ran_differs(student, reference, args, "train"), where))
     ca.layer_table(block(student, 64, 128, 2), block(reference, 64, 128, 2), "ResidualBlock", BLOCK_INPUT, artifacts)
 
 
@@ -229,10 +253,12 @@ def test_block_every_parameter_learns(student):
                              f"{block_name(args)}: backward failed", ca.INPLACE_HINT)
         check(not r["without_grad"], f"{block_name(args)}: some parameters receive no gradient",
               expected="every parameter is used in forward", found=", ".join(r["without_grad"][:6]),
-              hint="A layer built in __init__ is never used in forward, usually because another one is used twice "
-                   "(bn1 instead of bn2, or conv1 applied twice).")
+              hint=f"These layers are built in __init__ but never run in forward ({', '.join(r['without_grad'][:6])}), "
+                   "usually because another layer runs in their place (bn1 instead of bn2, conv1 twice).",
+              cause="ResidualBlock.unused_layer")
         check(r["input_grad"] > 0, f"{block_name(args)}: no gradient reaches the input",
-              expected="a non-zero gradient", found="zero", hint="Do not detach the input or the shortcut.")
+              expected="a non-zero gradient", found="zero", hint="Do not detach the input or the shortcut.",
+              cause="ResidualBlock.detached")
 
 
 @grade("ResidualBlock", "structure")
@@ -240,19 +266,28 @@ def test_block_leaves_input_unchanged(student):
     """ResidualBlock's forward leaves its input tensor unchanged, in eval and in train mode"""
     for args in [(64, 64, 1), (64, 128, 2)]:
         for mode in ("eval", "train"):
-            r = ca.probe(block(student, *args), "input_mutation", input_shape=BLOCK_INPUT, mode=mode)
+            r = ca.explain_error(lambda: ca.probe(block(student, *args), "input_mutation", input_shape=BLOCK_INPUT,
+                                                  mode=mode), f"{block_name(args)} failed in {mode} mode", None)
             check(not r["mutated"], f"{block_name(args)} modified its input in place ({mode} mode)",
-                  expected="x unchanged after forward", found="x changed", hint=ca.INPLACE_HINT)
+                  expected="x unchanged after forward", found="x changed", hint=ca.INPLACE_HINT,
+                  cause="ResidualBlock.inplace_on_input")
 
 
 @grade("ResidualBlock", "device")
+@pytest.mark.compares_outputs
 def test_block_meta_device(student):
     """ResidualBlock runs with every tensor on another device (the meta device): nothing is pinned to the CPU"""
     for args in [(64, 128, 2), (64, 64, 1)]:
+        try:
+            ca.probe(block(student, *args), "forward_shape", input_shape=BLOCK_INPUT)
+            on_cpu = True
+        except Exception:  # noqa: BLE001 - a forward that fails on the CPU too is not a device mistake
+            on_cpu = False
         r = ca.explain_error(lambda: ca.probe(block(student, *args), "meta_forward", input_shape=BLOCK_INPUT),
-                             f"{block_name(args)} fails once the model and input are moved off the CPU", ca.DEVICE_HINT)
+                             f"{block_name(args)} fails once the model and input are moved off the CPU", ca.DEVICE_HINT,
+                             cause="ResidualBlock.tensor_off_device" if on_cpu else None)
         check(r["device"] == "meta", f"{block_name(args)}: the output is not on the input's device",
-              expected="meta", found=r["device"], hint=ca.DEVICE_HINT)
+              expected="meta", found=r["device"], hint=ca.DEVICE_HINT, cause="ResidualBlock.tensor_off_device")
 
 
 @grade("ResidualBlock", "device")
@@ -275,28 +310,37 @@ def resnet_catalogue(blocks, num_classes):
     fewer = [max(n - 1, 0) for n in blocks]
     return [
         (ca.resnet(blocks, num_classes, stem_kernel=7),
-         "The stem is a 7x7 convolution (the ImageNet stem); for 32x32 images it is Conv2d(3, 64, 3, stride=1, "
-         "padding=1, bias=False), with no max-pool."),
-        (ca.resnet(blocks, num_classes, stem_bias=True), "The stem convolution has a bias; use bias=False before BatchNorm."),
+         "The stem is a 7x7 convolution (the ImageNet stem); for 32x32 images the stem is a 3x3 convolution at "
+         "stride 1, with no max-pool.", "ResNet.imagenet_stem"),
+        (ca.resnet(blocks, num_classes, stem_bias=True), "The stem convolution has a bias; use bias=False before "
+                                                         "BatchNorm.", "ResNet.stem_bias"),
         (ca.resnet(blocks, num_classes, bias=True),
-         "The block convolutions have bias=True; a BatchNorm right after a convolution makes its bias redundant."),
+         "The block convolutions have bias=True; a BatchNorm right after a convolution makes its bias redundant.",
+         "ResidualBlock.conv_bias"),
         (ca.resnet(blocks, num_classes, stem_bias=True, bias=True),
-         "Every convolution has bias=True; before a BatchNorm use bias=False."),
-        (ca.resnet(more, num_classes), "Every stage has one block too many: num_blocks counts the first block too."),
+         "Every convolution has bias=True; before a BatchNorm use bias=False.", "ResNet.stem_bias"),
+        (ca.resnet(more, num_classes), "Every stage has one block too many: num_blocks counts the first block too.",
+         "ResNet.blocks_per_stage"),
         (ca.resnet(fewer, num_classes), "Every stage has one block too few: a stage has num_blocks blocks, the "
-                                        "downsampling one included."),
-        (ca.resnet(blocks, num_classes, proj_bn=False), "The projection shortcuts have no BatchNorm2d."),
+                                        "downsampling one included.", "ResNet.blocks_per_stage"),
+        (ca.resnet(blocks, num_classes, proj_bn=False), "The projection shortcuts have no BatchNorm2d.",
+         "ResidualBlock.projection_no_bn"),
         (ca.resnet(blocks, num_classes, projection="always"),
-         "Every block has a 1x1 projection, even where the shapes match; only the first block of stages 2-4 needs one."),
-        (ca.resnet(blocks, num_classes, proj_kernel=3), "The projection shortcuts use 3x3 kernels; they are 1x1."),
-        (ca.resnet(blocks, num_classes, projection="never"), "No block has a projection shortcut."),
-        (ca.resnet([2, 2, 2, 2], num_classes), "The stages ignore num_blocks_per_stage: always two blocks."),
-        (ca.resnet(blocks, 10), "The classifier ignores num_classes: Linear(512, num_classes)."),
+         "Every block has a 1x1 projection, even where the shapes match; only the first block of stages 2-4 needs one.",
+         "ResidualBlock.projection_always"),
+        (ca.resnet(blocks, num_classes, proj_kernel=3), "The projection shortcuts use 3x3 kernels; they are 1x1.",
+         "ResidualBlock.projection_3x3"),
+        (ca.resnet(blocks, num_classes, projection="never"), "No block has a projection shortcut.",
+         "ResidualBlock.projection_missing"),
+        (ca.resnet([2, 2, 2, 2], num_classes), "The stages ignore num_blocks_per_stage: always two blocks.",
+         "ResNet.blocks_per_stage"),
+        (ca.resnet(blocks, 10), "The classifier ignores num_classes: its output size is always 10.",
+         "ResNet.num_classes_ignored"),
         (ca.resnet(blocks, num_classes, strides=(2, 2, 2, 1)),
          "The stage strides are 2, 2, 2, 1; they are 1, 2, 2, 2: stage 1 keeps the 32x32 size and each later stage "
-         "halves it."),
+         "halves it.", "ResNet.stage_strides"),
         (ca.resnet(blocks, num_classes, strides=(2, 2, 2, 2)),
-         "Stage 1 downsamples too; its stride is 1 (only stages 2-4 halve the image)."),
+         "Stage 1 downsamples too; its stride is 1 (only stages 2-4 halve the image).", "ResNet.stage_strides"),
     ]
 
 
@@ -397,14 +441,15 @@ def test_resnet_gradients_and_logits(student):
                          "ResNet([1, 1, 1, 1]): backward failed", ca.INPLACE_HINT)
     check(not r["without_grad"], "ResNet([1, 1, 1, 1]): some parameters receive no gradient",
           expected="every parameter is used in forward", found=", ".join(r["without_grad"][:6]),
-          hint="A layer built in __init__ is never used in forward.")
+          hint="A layer built in __init__ is never used in forward.", cause="ResNet.unused_layer")
     leak = ca.probe(s, "batch_independence", input_shape=[3, 3, 32, 32])["leak"]
     check(leak == 0.0, "ResNet: in eval mode one sample's output depends on the other samples",
           expected="no dependence", found=f"gradient {leak:.3g} reaches the other samples",
-          hint="Flatten with the batch dimension kept: torch.flatten(x, 1) or x.view(x.size(0), -1).")
+          hint="Flatten each sample on its own, keeping the batch dimension.", cause="ResNet.batch_folded")
     probs = ca.probe(s, "logits_check", input_shape=[2, 3, 32, 32])["looks_like_probabilities"]
     check(not probs, "ResNet returns probabilities (rows sum to 1)", expected="raw logits", found="softmax output",
-          hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.")
+          hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.",
+          cause="ResNet.softmax_output")
 
 
 @grade("ResNet", "training")
@@ -452,7 +497,7 @@ def test_resnet18_returns_module(student):
     for args in [(), (7,)]:
         info = ca.probe(student.build("resnet18", *args), "describe")
         check(info["kind"] == "module", f"resnet18({', '.join(map(str, args))}) does not return an nn.Module",
-              expected="a ResNet", found=info["type"], hint="Return the model: return ResNet([2, 2, 2, 2], num_classes).")
+              expected="a ResNet", found=info["type"], hint="resnet18 returns the model it builds.")
 
 
 @grade("resnet18", "params")
@@ -463,10 +508,10 @@ def test_resnet18_is_two_blocks_per_stage(student):
     if got["total"] == want["total"]:
         return
     ten = ca.probe(net(student, [2, 2, 2, 2], 10), "param_count")["total"]
-    hint = ("num_classes is not passed on to ResNet." if got["total"] == ten else
-            "ResNet-18 has two residual blocks in each of its four stages: ResNet([2, 2, 2, 2], num_classes).")
+    hint, cause = (("num_classes is not passed on to ResNet.", "resnet18.num_classes_ignored") if got["total"] == ten
+                   else ("ResNet-18 has two residual blocks in each of its four stages.", "resnet18.blocks"))
     raise Mistake("resnet18(7) is not ResNet([2, 2, 2, 2], 7)", expected=f"{commas(want['total'])} parameters",
-                  found=f"{commas(got['total'])} parameters", hint=hint)
+                  found=f"{commas(got['total'])} parameters", hint=hint, cause=cause)
 
 
 @grade("resnet18", "structure")
@@ -474,7 +519,8 @@ def test_resnet18_computes_resnet(student):
     """resnet18() computes the same function as your ResNet([2, 2, 2, 2], 10)"""
     want = ca.probe(net(student, [2, 2, 2, 2], 10), "keyed_forward", input_shape=NET_INPUT, mode="eval")["output"]
     got = ca.probe(student.build("resnet18"), "keyed_forward", input_shape=NET_INPUT, mode="eval")["output"]
-    ca.check_same_output(got, want, "resnet18()", hint="Return ResNet([2, 2, 2, 2], num_classes) and nothing else.")
+    ca.check_same_output(got, want, "resnet18()", hint="resnet18 builds the four-stage ResNet with two blocks per "
+                                                       "stage and changes nothing else.")
 
 
 # =========================================================================== NoSkipBlock and WithSkipBlock
@@ -494,8 +540,9 @@ def _two_conv_params(student, reference, name):
     got = ca.probe(student.build(name, 16), "param_count")
     want = ca.probe(reference.build(name, 16), "param_count")
     catalogue = [({"Conv2d": 2 * 16 * 16 * 9}, "The convolutions have no bias; these blocks keep the default bias=True "
-                                               "(there is no BatchNorm)."),
-                 ({"Conv2d": 16 * 16 * 9 + 16}, "There is only one convolution; the block has two.")]
+                                               "(there is no BatchNorm).", f"{name}.conv_no_bias"),
+                 ({"Conv2d": 16 * 16 * 9 + 16}, "There is only one convolution; the block has two.",
+                  f"{name}.missing_conv")]
     ca.check_params(got, want, f"{name}(16)", catalogue, fallback="Two Conv2d(channels, channels, 3, padding=1) layers.")
 
 
@@ -532,7 +579,8 @@ def test_noskip_has_no_shortcut(student):
     y = r["output"]
     check(not np.any(y), "NoSkipBlock lets its input through although it is the plain block",
           expected="zeros when both convolutions output zero", found=f"mean |y| {np.abs(y).mean():.3g}",
-          hint="NoSkipBlock is the comparison block without a skip connection: do not add x back.")
+          hint="NoSkipBlock is the comparison block without a skip connection: do not add x back.",
+          cause="NoSkipBlock.adds_input")
 
 
 @grade("NoSkipBlock", "skip")
@@ -570,17 +618,18 @@ def test_withskip_returns_input(student):
     x, y = ca.probe_input(r, [2, 8, 6, 6]), r["output"]
     if ca.close(y, x, atol=1e-12):
         return
+    cause = None
     if y.shape == x.shape and ca.close(y, np.maximum(x, 0)):
-        hint = "A ReLU is applied after the addition; WithSkipBlock returns relu(conv2(...)) + x."
+        hint, cause = "A ReLU is applied after the addition; nothing follows the addition.", "WithSkipBlock.relu_after_add"
     elif y.shape == x.shape and not np.any(y):
-        hint = "The input is never added back: return relu(conv2(relu(conv1(x)))) + x."
+        hint, cause = "The input is never added back to the output of the two convolutions.", "WithSkipBlock.no_skip"
     elif y.shape == x.shape and ca.close(y, 2 * x):
-        hint = "The input is added twice."
+        hint, cause = "The input is added twice.", "WithSkipBlock.skip_twice"
     else:
-        hint = "Keep the original input (identity = x) and add it to the result of the two convolutions."
+        hint = "Keep the original input and add it, unchanged, to the result of the two convolutions."
     raise Mistake("With both convolutions outputting zero, WithSkipBlock should return x", expected="x",
                   found=f"values differing from x by up to {ca.max_difference(y, x):.3g}" if y.shape == x.shape
-                  else ca.shape_text(y.shape), hint=hint)
+                  else ca.shape_text(y.shape), hint=hint, cause=cause)
 
 
 @grade("WithSkipBlock", "skip")

@@ -144,13 +144,15 @@ def test_efficientnet_style(student, reference):
               f"{where} must return (model, resolution) with an int resolution",
               expected="(nn.Module, int)", found=str(got.get("resolution_type", "a single object")))
         check_equal(got["resolution"], want["resolution"], f"resolution returned by {where}",
-                    hint="round_resolution(base_resolution, gamma ** phi), e.g. 37 for phi = 1.")
+                    hint="The resolution is the base resolution scaled by the resolution coefficient for phi and "
+                         "rounded as round_resolution does (37 for phi = 1).")
         if got["params"] != want["params"] or got["widths"] != want["widths"] or got["depths"] != want["depths"]:
             raise Mistake(f"The model returned by {where} is not ScaledResNet(width_mult=beta**phi, depth_mult=alpha**phi)",
                           expected=f"stage widths {want['widths']}, blocks per stage {want['depths']}, {want['params']:,} parameters",
                           found=f"stage widths {got['widths']}, blocks per stage {got['depths']}, {got['params']:,} parameters",
-                          hint="d, w, r = compound_coefficients(phi); return ScaledResNet(width_mult=w, depth_mult=d, "
-                               "num_classes=num_classes), round_resolution(base_resolution, r).")
+                          hint="The model's width and depth multipliers are the two coefficients that "
+                               "compound_coefficients(phi) gives for width and depth; check which one goes where.",
+                          cause="efficientnet_style.multipliers")
 
 
 @grade("efficientnet_style", "bonus")

@@ -20,7 +20,7 @@ def test_get_device(student):
     got = cb.run(student.function("get_device"), "device_choice")
     want = "cuda" if got["cuda_available"] else "cpu"
     check(got["is_device"], "get_device() must return a torch.device", expected=f"torch.device('{want}')",
-          found=f"{got['type']} {got['text']!r}", hint="Return torch.device('cuda' if torch.cuda.is_available() else 'cpu').")
+          found=f"{got['type']} {got['text']!r}", hint="Return a torch.device object (not a string): the GPU when CUDA is available, else the CPU.")
     check(got["device_type"] == want, f"get_device() returned the wrong device ({'a GPU is' if got['cuda_available'] else 'no GPU is'} available here)",
           expected=want, found=got["text"], hint="Ask torch.cuda.is_available() and pick the device from it.")
 
@@ -66,7 +66,8 @@ def test_train_one_epoch_device(student):
     r = _train_probe(student)
     check(all(r["inputs_moved"]), "The inputs reach the model without being moved to the device",
           expected="inputs.to(device) for every batch", found=_log(r),
-          hint="inputs, labels = inputs.to(device), labels.to(device) at the top of the loop body.")
+          hint="Each batch's inputs and labels come from the loader on the CPU: move both to the device at the top "
+               "of the loop body.", cause="train_one_epoch.inputs_off_device")
     moved = [e for e in r["events"] if e.startswith("labels.to(")]
     check(all(r["labels_moved"]) if r["labels_moved"] else bool(moved), "The labels are left on the CPU",
           expected="labels.to(device) for every batch", found=_log(r),
@@ -209,9 +210,9 @@ def test_train_and_compare_training(student):
         if e["param_diff"] > 1e-4:
             raise Mistake(f"After training, the weights of {name!r} differ from {len(want)} epochs of Adam(lr) with cross-entropy",
                           expected="the weights of the specified training", found=f"largest difference {e['param_diff']:.3g}",
-                          hint="For each model: optimizer = torch.optim.Adam(model.parameters(), lr=lr), criterion = "
-                               "nn.CrossEntropyLoss(), then train_one_epoch once per epoch. If train_one_epoch fails its "
-                               "own tests, fix it first.")
+                          hint="Each model gets its own Adam optimizer over its parameters with the given learning "
+                               "rate and a cross-entropy loss, then one train_one_epoch call per epoch. If "
+                               "train_one_epoch fails its own tests, fix it first.")
         check(len(hist) == len(want) and all(h is not None and math.isclose(h, w, rel_tol=1e-4) for h, w in zip(hist, want)),
               f"history of {name!r} is not the mean training loss of each epoch",
               expected=", ".join(f"{w:.4f}" for w in want), found=", ".join("?" if h is None else f"{h:.4f}" for h in hist),

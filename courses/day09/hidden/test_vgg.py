@@ -43,6 +43,7 @@ def test_block_builds(student):
 
 
 @grade("VGGBlock", "shape")
+@pytest.mark.compares_outputs
 def test_block_shapes(student, reference):
     """VGGBlock halves the image (rounding down) and outputs out_channels, for 1 to 3 convolutions and odd sizes"""
     for args, shape in [((3, 64, 2), [2, 3, 32, 32]), ((64, 128, 3), [1, 64, 9, 9]), ((8, 16, 1), [3, 8, 6, 6])]:
@@ -69,13 +70,15 @@ def _block_catalogue(cin, cout, n):
     return [
         (ca.vgg_block(cin, cout, n, update=False),
          "Every convolution maps in_channels to out_channels: after the first one the input has out_channels "
-         "channels (update the channel count in the loop)."),
-        ({}, "No parameters are registered: layers kept in a plain Python list are invisible to PyTorch "
-             "(parameters(), .to(), state_dict()); use nn.Sequential or nn.ModuleList."),
+         "channels (update the channel count in the loop).", "VGGBlock.in_channels_not_updated"),
         (ca.vgg_block(cin, cout, n, bias=False), "The convolutions have no bias; VGG has no BatchNorm, so they keep "
-                                                  "the default bias=True."),
-        (ca.vgg_block(cin, cout, n + 1), "There is one convolution too many: the block has exactly num_convs."),
-        (ca.vgg_block(cin, cout, max(n - 1, 0)), "There is one convolution too few: the block has exactly num_convs."),
+                                                  "the default bias=True.", "VGGBlock.conv_no_bias"),
+        (ca.vgg_block(cin, cout, n) + ca.Counter({"BatchNorm2d": 2 * cout * n}),
+         "A BatchNorm follows each convolution; the lesson's VGG has none.", "VGGBlock.extra_batchnorm"),
+        (ca.vgg_block(cin, cout, n + 1), "There is one convolution too many: the block has exactly num_convs.",
+         "VGGBlock.num_convs"),
+        (ca.vgg_block(cin, cout, max(n - 1, 0)), "There is one convolution too few: the block has exactly num_convs.",
+         "VGGBlock.num_convs"),
     ]
 
 
@@ -98,6 +101,7 @@ def test_block_params_three_convs(student, reference):
 
 
 @grade("VGGBlock", "structure")
+@pytest.mark.compares_outputs
 def test_block_matches(student, reference, artifacts):
     """VGGBlock computes num_convs x (conv3x3 -> ReLU) then a 2x2 max-pool"""
     for args, shape in [((3, 64, 2), [2, 3, 16, 16]), ((64, 128, 3), [2, 64, 8, 8]), ((8, 16, 1), [2, 8, 6, 6])]:
@@ -123,10 +127,11 @@ def test_block_every_parameter_learns(student):
                          "a convolution's output.")
     check(not r["without_grad"], "VGGBlock(64, 128, 3): some parameters receive no gradient",
           expected="every parameter is used in forward", found=", ".join(r["without_grad"][:6]),
-          hint="A layer built in __init__ is never used in forward.")
+          hint="A layer built in __init__ is never used in forward.", cause="VGGBlock.unused_layer")
     mutated = ca.probe(vblock(student, 64, 128, 3), "input_mutation", input_shape=[2, 64, 8, 8])["mutated"]
     check(not mutated, "VGGBlock modified its input in place", expected="x unchanged after forward",
-          found="x changed", hint="Do not apply an in-place ReLU (or x += ...) to the block's input itself.")
+          found="x changed", hint="Do not apply an in-place ReLU (or x += ...) to the block's input itself.",
+          cause="VGGBlock.inplace_on_input")
 
 
 # =========================================================================== SimplifiedVGG
@@ -150,27 +155,30 @@ def test_vgg_shapes(student):
                                "(x.flatten(1) or x.view(x.size(0), -1)) and use Linear(2048, 512).")
         if got == want:
             continue
-        hint = "End with Linear(512, num_classes)."
+        hint, cause = "The last layer's output size is num_classes.", None
         if len(got) == 2 and got[0] == 4 * want[0]:
-            hint = ("view(-1, 512) folds the 2x2 positions into the batch: flatten each sample to 2048 values "
-                    "(x.flatten(1)) and use Linear(2048, 512).")
+            hint = ("The flattening folds the 2x2 positions into the batch (four rows per image): flatten each "
+                    "sample to its 2048 values, keeping the batch dimension.")
+            cause = "SimplifiedVGG.batch_folded"
         raise Mistake(f"{vgg_name(args)} on a {ca.shape_text(shape)} batch: wrong output shape",
-                      expected=ca.shape_text(want), found=ca.shape_text(got), hint=hint)
+                      expected=ca.shape_text(want), found=ca.shape_text(got), hint=hint, cause=cause)
 
 
 def _vgg_catalogue(num_classes):
     return [
         (ca.simplified_vgg(num_classes, first_linear_in=512),
-         "The first Linear takes 512 inputs, but the flattened features are 512 x 2 x 2 = 2048: use Linear(2048, 512)."),
+         "The first Linear takes 512 inputs, but the flattened features are 512 x 2 x 2 = 2048 per image.",
+         "SimplifiedVGG.flatten_size"),
         (ca.simplified_vgg(num_classes, update=False),
          "Inside the blocks every convolution maps in_channels to out_channels; after the first one the input has "
-         "out_channels channels."),
+         "out_channels channels.", "VGGBlock.in_channels_not_updated"),
         (ca.simplified_vgg(num_classes, layout=((3, 64, 2), (64, 128, 2), (128, 256, 2), (256, 512, 2))),
-         "The last two blocks have three convolutions each (num_convs = 2, 2, 3, 3)."),
+         "The last two blocks have three convolutions each (num_convs = 2, 2, 3, 3).", "SimplifiedVGG.block_layout"),
         (ca.linear(2048, 512) + ca.linear(512, 512) + ca.linear(512, num_classes),
          "None of the convolutions are registered: layers kept in a plain Python list are invisible to PyTorch; "
-         "use nn.Sequential or nn.ModuleList."),
-        (ca.simplified_vgg(10), "The classifier ignores num_classes: the last layer is Linear(512, num_classes)."),
+         "use nn.Sequential or nn.ModuleList.", "VGGBlock.unregistered_layers"),
+        (ca.simplified_vgg(10), "The classifier ignores num_classes: its output size is always 10.",
+         "SimplifiedVGG.num_classes_ignored"),
     ]
 
 
@@ -214,11 +222,12 @@ def test_vgg_logits_and_batch(student):
     probs = ca.probe(vgg(student), "logits_check", input_shape=NET_INPUT)["looks_like_probabilities"]
     check(not probs, "SimplifiedVGG returns probabilities (rows sum to 1)", expected="raw logits",
           found="softmax output", hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies "
-                                       "log-softmax itself.")
+                                       "log-softmax itself.", cause="SimplifiedVGG.softmax_output")
     leak = ca.probe(vgg(student), "batch_independence", input_shape=[3, 3, 32, 32])["leak"]
     check(leak == 0.0, "SimplifiedVGG: in eval mode one sample's output depends on the other samples",
           expected="no dependence", found=f"gradient {leak:.3g} reaches the other samples",
-          hint="Flatten each sample on its own: x.flatten(1) or x.view(x.size(0), -1), never view(-1, ...).")
+          hint="Flatten each sample on its own, keeping the batch dimension; a view with -1 first mixes samples.",
+          cause="SimplifiedVGG.batch_folded")
 
 
 @grade("SimplifiedVGG", "structure")
@@ -228,19 +237,21 @@ def test_vgg_dropout(student):
                          "SimplifiedVGG failed in train mode", VGG_HINT)
     check(not r["eval"] and r["eval_equal"], "SimplifiedVGG still drops values in eval mode",
           expected="a deterministic forward after model.eval()", found=f"{len(r['eval'])} random operation(s) in eval",
-          hint="Use nn.Dropout(0.5), or F.dropout(x, 0.5, training=self.training): F.dropout defaults to training=True.")
+          hint="A functional dropout must be told whether the model is training (self.training): it defaults to "
+               "dropping; a dropout module follows model.eval() by itself.", cause="SimplifiedVGG.dropout_in_eval")
     found = [(c["p"], c["per_sample"]) for c in r["train"]]
     text = ", ".join(f"p={p:g} on {n} values" if p is not None else f"random op on {n} values" for p, n in found) or "none"
     check(r["train_differs"] and len(found) == 2, "SimplifiedVGG does not have two dropout layers active in train mode",
           expected="2 dropouts, p=0.5 on 512 values each", found=text,
-          hint="The classifier is Linear(2048, 512) -> ReLU -> Dropout(0.5) -> Linear(512, 512) -> ReLU -> Dropout(0.5) "
-               "-> Linear(512, num_classes).")
+          hint="Each of the two hidden Linear + ReLU layers of the classifier is followed by a dropout.",
+          cause="SimplifiedVGG.dropout_missing" if len(found) < 2 else "SimplifiedVGG.dropout_position")
     for p, n in found:
         check(p is not None and abs(p - 0.5) < 1e-9, "SimplifiedVGG's dropout probability is not 0.5",
-              expected="p=0.5", found=text, hint="Both dropouts are nn.Dropout(0.5): p is the probability of "
-                                                 "dropping a value.")
+              expected="p=0.5", found=text, hint="p is the probability of dropping a value; compare it with the "
+                                                 "docstring.", cause="SimplifiedVGG.dropout_p")
         check(n == 512, "SimplifiedVGG's dropout is in the wrong place", expected="on the 512 hidden features",
-              found=text, hint="Dropout follows the ReLU of each hidden Linear layer, not the convolutions or the logits.")
+              found=text, hint="Dropout follows the ReLU of each hidden Linear layer, not the convolutions or the logits.",
+              cause="SimplifiedVGG.dropout_position")
 
 
 @grade("SimplifiedVGG", "training")

@@ -86,7 +86,8 @@ def test_feature_maps_leave_model(student):
     check(got["mode_after_train"] == "train" and got["mode_after_eval"] == "eval",
           "feature_maps does not restore the model's train/eval mode",
           expected="train -> train, eval -> eval", found=f"train -> {got['mode_after_train']}, eval -> {got['mode_after_eval']}",
-          hint="was_training = model.training; ...; model.train(was_training) in a finally block.")
+          hint="Remember whether the model was training before switching it to eval mode, and put it back in that "
+               "mode in a finally block.")
     check(got["hooks_left"] == 0, "feature_maps left a forward hook registered on the layer",
           expected="no hooks left", found=f"{got['hooks_left']} hook(s) left",
           hint="Keep the handle from register_forward_hook and call handle.remove() in a finally block.")

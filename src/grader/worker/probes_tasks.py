@@ -164,7 +164,8 @@ def anatomy(build: Callable[[], Any], input_shape: list[int], mode: str = "eval"
     params = [p for _, p in _named_parameters(model)]
     return {"ok": error is None, "error": error, "shape": shape, "layers": rows, "ops": dict(counter.ops),
             "cat_dims": counter.cat_dims, "params": sum(int(_tensor_numel(p)) for p in params),
-            "by_type": count_by_type(model), "module_type": type(model).__name__}
+            "by_type": count_by_type(model), "module_type": type(model).__name__,
+            "module_types": dict(Counter(type(m).__name__ for m in _modules_of(model)))}
 
 
 # --------------------------------------------------------------------------- networks on a GPU
