@@ -61,6 +61,13 @@ class FailedTest:
     outcome: str
     message: str
     cause: str | None = None
+    expected: str | None = None
+    found: str | None = None
+    hint: str | None = None
+
+    def texts(self) -> list[str]:
+        """Everything a student reads about this failure."""
+        return [t for t in (self.name, self.message, self.expected, self.found, self.hint) if t]
 
 
 @dataclass
@@ -279,7 +286,8 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
     result.seconds = time.monotonic() - started
     result.score, result.max_score = graded.score, graded.max_score
     result.lost = round(sum(t.max_score - t.score for t in graded.tests), 6)
-    result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message, t.cause)
+    result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message, t.cause, t.expected, t.found,
+                                t.hint)
                      for t in graded.tests if t.outcome in (Outcome.failed, Outcome.error)]
     internal = [f.detail for f in graded.flags if f.kind == "internal"]
     if internal:
