@@ -43,6 +43,11 @@ class Probe:
     args: tuple
     input_shape: tuple
     mode: str = "eval"
+    probe: str = "keyed_forward"
+
+    def params(self) -> dict[str, Any]:
+        shape = {"input_shape": list(self.input_shape)}
+        return shape if self.probe == "keyed_forward_after_updates" else {**shape, "mode": self.mode}
 
 
 # =========================================================================== ResidualBlock
@@ -59,6 +64,10 @@ class _Residual(nn.Module):
                 return nn.InstanceNorm2d(c, affine=True)
             if kind == "batchnorm1d":
                 return nn.BatchNorm1d(c)
+            if kind == "bn_batch_stats":
+                return nn.BatchNorm2d(c, track_running_stats=False)
+            if kind == "bn_momentum":
+                return nn.BatchNorm2d(c, momentum=0.9)
             return nn.BatchNorm2d(c)
 
         bias = kind == "conv_bias"
@@ -132,6 +141,13 @@ RESIDUAL = [
           "alone); the block uses BatchNorm2d.", "instance_norm_affine"),
     Entry("ResidualBlock.wrong_norm_layer", "The normalisation layers are BatchNorm1d, which only accepts (N, C) or "
           "(N, C, L) inputs; feature maps (N, C, H, W) need BatchNorm2d.", "batchnorm1d"),
+    Entry("ResidualBlock.bn_running_stats", "The BatchNorm layers keep no running statistics "
+          "(track_running_stats=False), so in eval mode they still normalise with the statistics of the batch: a "
+          "prediction then depends on the other images of the batch.", "bn_batch_stats"),
+    Entry("ResidualBlock.bn_running_stats", "The BatchNorm layers update their running statistics with momentum 0.9 "
+          "(the Keras convention, where momentum is the weight of the old value); in PyTorch momentum is the weight "
+          "of the new batch, 0.1 by default, so the running statistics follow the last batch almost entirely.",
+          "bn_momentum"),
     Entry("ResidualBlock.projection_always", "A 1x1 projection shortcut is used even when stride is 1 and the "
           "channels match; there the shortcut is the identity.", "projection_always"),
     Entry("ResidualBlock.projection_no_bn", "The projection shortcut has no BatchNorm after its 1x1 convolution.",
@@ -148,7 +164,8 @@ RESIDUAL = [
 ]
 
 RESIDUAL_PROBES = [Probe(args, (2, 64, 8, 8)) for args in [(64, 64, 1), (64, 128, 2), (64, 128, 1), (64, 64, 2)]] + [
-    Probe(args, (2, 64, 8, 8), "train") for args in [(64, 128, 2), (64, 64, 1)]]
+    Probe(args, (2, 64, 8, 8), "train") for args in [(64, 128, 2), (64, 64, 1)]] + [
+    Probe((64, 128, 2), (2, 64, 8, 8), probe="keyed_forward_after_updates")]
 
 
 # =========================================================================== DepthwiseSeparableConv
@@ -340,15 +357,14 @@ def _variant_output(reference: Any, cls: type, entry: Entry, p: Probe) -> tuple[
     """("ok", output) or ("error", message) for one wrong version, computed once per session."""
     from grader.worker.probes import PROBES
 
-    key = f"catalogue|{cls.__name__}|{entry.kind}|{p.args}|{p.input_shape}|{p.mode}"
+    key = f"catalogue|{cls.__name__}|{entry.kind}|{p}"
     memo = reference.memo
     if key not in memo:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with torch.random.fork_rng():
-                out = PROBES["keyed_forward"](lambda: cls(entry.kind, *p.args), input_shape=list(p.input_shape),
-                                              mode=p.mode)
+                out = PROBES[p.probe](lambda: cls(entry.kind, *p.args), **p.params())
             memo[key] = ("ok", out["output"])
         except Exception as e:  # noqa: BLE001 - a wrong version may fail where the student's fails too
             memo[key] = ("error", f"{type(e).__name__}: {e}")
@@ -359,8 +375,7 @@ def _variant_output(reference: Any, cls: type, entry: Entry, p: Probe) -> tuple[
 
 def _student_output(run: Callable[..., dict], student: Any, target: str, p: Probe) -> tuple[str, Any]:
     try:
-        return "ok", run(student.build(target, *p.args), "keyed_forward", input_shape=list(p.input_shape),
-                         mode=p.mode)["output"]
+        return "ok", run(student.build(target, *p.args), p.probe, **p.params())["output"]
     except SubmissionError as e:
         if e.kind != "exception":
             raise
@@ -387,8 +402,7 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
     if not outputs and _student_output(run, student, target, probes[0])[0] == "ok":
         return None  # the test failed for a reason of its own, not because the forward breaks
     student_out = [_student_output(run, student, target, p) for p in probes]
-    reference_out = [("ok", run(reference.build(target, *p.args), "keyed_forward", input_shape=list(p.input_shape),
-                                mode=p.mode)["output"]) for p in probes]
+    reference_out = [("ok", run(reference.build(target, *p.args), p.probe, **p.params())["output"]) for p in probes]
     if all(s[0] == "ok" and _close(s[1], r[1]) for s, r in zip(student_out, reference_out)):
         return None
     for entry in entries:

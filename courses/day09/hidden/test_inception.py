@@ -197,6 +197,13 @@ def test_simplified_inception_dropout(student, reference):
           expected="identical outputs", found="different outputs",
           hint="A functional dropout must be told whether the model is training (self.training); a dropout module "
                "follows model.eval() by itself.", cause="SimplifiedInception.dropout_in_eval")
+    profile = cb.run(student.build("SimplifiedInception"), "dropout_profile", input_shape=[4, 3, 8, 8])
+    sizes = sorted({c["per_sample"] for c in profile["train"]})
+    check(sizes == [480], "SimplifiedInception's dropout acts on other values than the 480 pooled features",
+          expected="one dropout on the 480 values per image after global pooling",
+          found=", ".join(f"{n} values per image" for n in sizes) or "no dropout",
+          hint="Dropout acts on the pooled features right before the final Linear; dropping pixels of the feature "
+               "maps before pooling is a much weaker regulariser.", cause="SimplifiedInception.dropout_position")
     rows = cb.run(student.build("SimplifiedInception"), "anatomy", input_shape=[2, 3, 8, 8], mode="train")["layers"]
     ps = sorted({r["p"] for r in rows if "Dropout" in r["type"]})
     check(not ps or ps == [0.4], "The dropout probability is not the lesson's",

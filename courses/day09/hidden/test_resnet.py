@@ -246,6 +246,21 @@ def test_block_matches_train(student, reference, artifacts):
 
 
 @grade("ResidualBlock", "structure")
+@pytest.mark.compares_outputs
+def test_block_running_statistics(student, reference):
+    """After three training-mode forwards, ResidualBlock's eval output uses the running statistics BatchNorm kept"""
+    args = (64, 128, 2)
+    want = ca.probe(block(reference, *args), "keyed_forward_after_updates", input_shape=BLOCK_INPUT)["output"]
+    got = ca.explain_error(lambda: ca.probe(block(student, *args), "keyed_forward_after_updates",
+                                            input_shape=BLOCK_INPUT)["output"],
+                           f"{block_name(args)} failed while training or evaluating", None)
+    ca.check_same_output(got, want, f"{block_name(args)} in eval mode after three training-mode forwards",
+                         hint="The outputs agree before training but not after: BatchNorm's running statistics were "
+                              "updated differently (its momentum or track_running_stats), or eval mode does not use "
+                              "them.")
+
+
+@grade("ResidualBlock", "structure")
 def test_block_every_parameter_learns(student):
     """Every parameter of ResidualBlock receives a gradient, and backward works from a non-leaf input"""
     for args in [(64, 128, 2), (64, 64, 1)]:
@@ -434,6 +449,18 @@ def test_resnet_matches_train(student, reference):
 
 
 @grade("ResNet", "structure")
+def test_resnet_blocks_are_distinct(student):
+    """Every block of ResNet([1, 3, 1, 1]) is its own module with its own weights, also in a stage of three blocks"""
+    shared = ca.probe(net(student, [1, 3, 1, 1], 10), "shared_modules")["shared"]
+    top = [pair for pair in shared if not any(pair[0].startswith(other[0] + ".") for other in shared)]
+    check(not top, "ResNet([1, 3, 1, 1]) uses one module object at several places", expected="distinct blocks",
+          found="; ".join(f"{a} is the same object as {b}" for a, b in top[:3]),
+          hint="Repeating a list ([block] * n) or appending the same block again reuses one object: its weights "
+               "are shared, so the stage has fewer parameters than it seems. Build a new block each time.",
+          cause="ResNet.shared_block")
+
+
+@grade("ResNet", "structure")
 def test_resnet_gradients_and_logits(student):
     """ResNet uses every parameter, keeps samples independent in eval mode and returns logits, not probabilities"""
     s = net(student, [1, 1, 1, 1], 10)
@@ -445,7 +472,8 @@ def test_resnet_gradients_and_logits(student):
     leak = ca.probe(s, "batch_independence", input_shape=[3, 3, 32, 32])["leak"]
     check(leak == 0.0, "ResNet: in eval mode one sample's output depends on the other samples",
           expected="no dependence", found=f"gradient {leak:.3g} reaches the other samples",
-          hint="Flatten each sample on its own, keeping the batch dimension.", cause="ResNet.batch_folded")
+          hint="Samples interact through a BatchNorm that normalises with the batch's own statistics in eval mode "
+               "(no running statistics), or through a flatten that mixes samples: keep the batch dimension.")
     probs = ca.probe(s, "logits_check", input_shape=[2, 3, 32, 32])["looks_like_probabilities"]
     check(not probs, "ResNet returns probabilities (rows sum to 1)", expected="raw logits", found="softmax output",
           hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.",

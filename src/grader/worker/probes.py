@@ -218,6 +218,43 @@ def keyed_forward(build: Callable[[], Any], input_shape: list[int], mode: str = 
 
 
 @probe
+def keyed_forward_after_updates(build: Callable[[], Any], input_shape: list[int], steps: int = 3,
+                                seed: int = 0) -> dict[str, Any]:
+    """Eval output under keyed weights after ``steps`` train-mode forwards on other inputs.
+
+    The train-mode forwards update BatchNorm's running statistics, so the output
+    shows what they became: momentum, track_running_stats and whether eval mode
+    uses them at all.
+    """
+    model = as_module(build())
+    keyed_fill(model)
+    set_dropout(model, 0.0)
+    _train(model, True)
+    with torch.no_grad():
+        for step in range(steps):
+            call(model, make_input(input_shape, seed + 100 + step))
+        _train(model, False)
+        out = output_tensor(call(model, make_input(input_shape, seed)))
+    return {"output": to_numpy(out)}
+
+
+@probe
+def shared_modules(build: Callable[[], Any]) -> dict[str, Any]:
+    """Modules with parameters that appear at more than one place in the model (one object reused)."""
+    model = as_module(build())
+    first: dict[int, str] = {}
+    shared: list[list[str]] = []
+    for name, module in _named_modules(model, remove_duplicate=False):
+        if not any(True for _ in _named_parameters(module)):
+            continue
+        if id(module) in first:
+            shared.append([name, first[id(module)]])
+        else:
+            first[id(module)] = name
+    return {"shared": shared}
+
+
+@probe
 def gradient_flow(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """Train-mode backward from a non-leaf input: which parameters get no gradient, and whether it works."""
     model = as_module(build())
