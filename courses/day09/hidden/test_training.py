@@ -220,6 +220,26 @@ def test_train_and_compare_training(student):
 
 
 @grade("train_and_compare", "training")
+def test_train_and_compare_device_and_timing(student):
+    """train_and_compare moves each model to the device before training it and times the training, not the evaluation"""
+    r = _compare_probe(student)
+    check(r["result_type"] == "dict", "train_and_compare must return a dict", expected="dict", found=r["result_type"])
+    unmoved = [name for name, moved in r["moved_before_training"].items() if not moved]
+    check(not unmoved, "A model is trained without being moved to the device",
+          expected="model.to(device) before its optimizer is made", found=f"{', '.join(map(repr, unmoved))} never moved",
+          hint="On this CPU nothing shows, but on a GPU the batches go to cuda while the weights stay on the CPU. "
+               "Move each model before creating its optimizer.", cause="train_and_compare.model_not_moved")
+    if not r["clock_reads"]:
+        return  # the clock is read through a name imported before the call: the order cannot be seen
+    late = [name for name, ok in r["clock_before_evaluation"].items() if not ok]
+    check(not late, "train_time_s includes the evaluation",
+          expected="the clock read after the last training epoch, before evaluating",
+          found=f"no clock read between training and evaluating {', '.join(map(repr, late))}",
+          hint="train_time_s measures the training epochs only: stop the clock before evaluating the model.",
+          cause="train_and_compare.timing_includes_evaluation")
+
+
+@grade("train_and_compare", "training")
 def test_train_and_compare_gpu_timing(student):
     """On a GPU, train_and_compare trains there and synchronises CUDA before reading the clock"""
     cb.need_cuda()

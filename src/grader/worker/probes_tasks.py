@@ -619,19 +619,28 @@ def compare_protocol(build: Callable[[], Any], epochs: int = 2, lr: float = 0.01
         patch(torch.cuda.Event, "synchronize", "sync")
         patch(torch.cuda.Event, "elapsed_time", "sync")
         patch(torch.cuda.Stream, "synchronize", "sync")
-        patch(time, "time", "clock")
-        patch(time, "perf_counter", "clock")
-        patch(time, "monotonic", "clock")
-        patch(time, "perf_counter_ns", "clock")
-        patch(time, "time_ns", "clock")
     started = time.perf_counter()
+    clocks = ("time", "perf_counter", "monotonic", "perf_counter_ns", "time_ns")
+    originals = [getattr(time, clock) for clock in clocks]
+    # A clock imported by name (from time import perf_counter) is read through the function's globals.
+    namespace = getattr(fn, "__globals__", {})
+    imported = {key: value for key, value in namespace.items() if any(value is o for o in originals)}
+    for clock in clocks:
+        patch(time, clock, "clock")
+    for key, value in imported.items():
+        namespace[key] = getattr(time, clocks[next(i for i, o in enumerate(originals) if value is o)])
+    for name, net in nets.items():
+        # Moving a model shows as an event even where every device is the CPU.
+        for method in ("to", "cuda"):
+            patch(net, method, f"move:{name}")
     try:
         torch.manual_seed(seed + 4)
         result = fn(nets, train_loader, test_loader, epochs=epochs, lr=lr, device=torch.device(device))
     finally:
-        wall = time.perf_counter() - started
         for owner, attr, original in reversed(patched):
             setattr(owner, attr, original)
+        namespace.update(imported)
+        wall = time.perf_counter() - started
         for h in handles:
             h.remove()
 
@@ -676,7 +685,32 @@ def compare_protocol(build: Callable[[], Any], epochs: int = 2, lr: float = 0.01
     out["entries"] = entries
     if device == "cuda":
         out["sync_after_training"] = _synced_after_training(events, list(nets))
+    out["moved_before_training"] = _moved_before_training(events, list(nets))
+    out["clock_before_evaluation"] = _clock_before_evaluation(events, list(nets))
+    out["clock_reads"] = events.count("clock")
     return out
+
+
+def _moved_before_training(events: list[str], names: list[str]) -> dict[str, bool]:
+    """For each model: it was moved (``.to``/``.cuda``) before its first training forward."""
+    verdict = {}
+    for name in names:
+        first = next((i for i, e in enumerate(events) if e == f"forward:{name}:train"), len(events))
+        verdict[name] = f"move:{name}" in events[:first]
+    return verdict
+
+
+def _clock_before_evaluation(events: list[str], names: list[str]) -> dict[str, bool]:
+    """For each model: the clock is read after its last training forward and before its first eval forward."""
+    verdict = {}
+    for name in names:
+        train_idx = [i for i, e in enumerate(events) if e == f"forward:{name}:train"]
+        if not train_idx:
+            verdict[name] = False
+            continue
+        end = next((i for i in range(train_idx[-1] + 1, len(events)) if events[i].startswith("forward:")), len(events))
+        verdict[name] = "clock" in events[train_idx[-1] + 1:end]
+    return verdict
 
 
 def _synced_after_training(events: list[str], names: list[str]) -> dict[str, bool]:
