@@ -42,12 +42,16 @@ def test_compound_coefficients(student, reference):
             continue
         names = ("depth = alpha**phi", "width = beta**phi", "resolution = gamma**phi")
         wrong = [n for n, a, b in zip(names, numbers, want) if not math.isclose(a, b, rel_tol=1e-9)]
-        hint = "Raise each base to the power phi, in the order (depth, width, resolution)."
+        hint, cause = "Each multiplier is its base raised to the power phi, in the order (depth, width, resolution).", None
         if sorted(round(v, 9) for v in numbers) == sorted(round(v, 9) for v in want):
-            hint = "The three multipliers are right but in the wrong order: return (depth, width, resolution)."
+            hint = "The three multipliers are right but in the wrong order: the order is (depth, width, resolution)."
+            cause = "compound_coefficients.order"
+        elif len(wrong) == 2:
+            hint = f"Two multipliers use each other's base ({wrong[0]}, {wrong[1]})."
+            cause = "compound_coefficients.order"
         raise Mistake(f"{where} is wrong for {', '.join(wrong)}",
                       expected="(" + ", ".join(f"{v:.6g}" for v in want) + ")",
-                      found="(" + ", ".join(f"{v:.6g}" for v in numbers) + ")", hint=hint)
+                      found="(" + ", ".join(f"{v:.6g}" for v in numbers) + ")", hint=hint, cause=cause)
 
 
 ROUND_CHANNELS = [(64, 1.1), (512, 1.1), (64, 1.0), (128, 1.21), (256, 1.331), (3, 1.0), (10, 1.0), (20, 1.0),
@@ -65,12 +69,16 @@ def test_round_channels(student, reference):
         _check_int("round_channels", args, got, want)
         scaled = args[0] * args[1]
         divisor = args[2] if len(args) > 2 else 8
-        hint = f"int(scaled + divisor / 2) // divisor * divisor, at least divisor, plus divisor if below 0.9 * scaled (scaled = {scaled:g})."
+        hint = (f"The scaled count ({scaled:g}) goes to the nearest multiple of the divisor, never below the divisor "
+                f"and never more than 10% below the scaled count.")
+        cause = None
         if isinstance(got, (int, float)) and got % divisor:
-            hint = f"The result must be a multiple of divisor={divisor}. " + hint
+            hint, cause = f"The result is not a multiple of divisor={divisor}. " + hint, "round_channels.divisor"
         elif isinstance(got, (int, float)) and got < 0.9 * scaled:
             hint = "Rounding must never lose more than 10% of the channels: add one more divisor in that case."
-        raise Mistake(f"{cb.call_text('round_channels', args)} is wrong", expected=repr(want), found=repr(got), hint=hint)
+            cause = "round_channels.ten_percent_rule"
+        raise Mistake(f"{cb.call_text('round_channels', args)} is wrong", expected=repr(want), found=repr(got), hint=hint,
+                      cause=cause)
 
 
 @grade("round_depth", "bonus")
@@ -82,10 +90,12 @@ def test_round_depth(student, reference):
         if isinstance(got, int) and got == want:
             continue
         _check_int("round_depth", args, got, want)
-        hint = "math.ceil(num_blocks * depth_mult): a stage never loses a block."
+        hint, cause = "The scaled block count is rounded up: a stage never loses a block.", None
         if got == round(args[0] * args[1]):
-            hint = f"round() gives {got} for {args[0]} * {args[1]:g} = {args[0] * args[1]:g}; depth is rounded up with math.ceil."
-        raise Mistake(f"{cb.call_text('round_depth', args)} is wrong", expected=repr(want), found=repr(got), hint=hint)
+            hint = f"Rounding to the nearest gives {got} for {args[0]} * {args[1]:g} = {args[0] * args[1]:g}; depth is rounded up."
+            cause = "round_depth.rounds_to_nearest"
+        raise Mistake(f"{cb.call_text('round_depth', args)} is wrong", expected=repr(want), found=repr(got), hint=hint,
+                      cause=cause)
 
 
 @grade("round_resolution", "bonus")
@@ -98,7 +108,7 @@ def test_round_resolution(student, reference):
             continue
         _check_int("round_resolution", args, got, want)
         raise Mistake(f"{cb.call_text('round_resolution', args)} is wrong", expected=repr(want), found=repr(got),
-                      hint="int(round(size * res_mult)) (an int, not a float).")
+                      hint="The scaled side is rounded to the nearest integer and returned as an int.")
 
 
 @grade("ScaledResNet", "bonus")

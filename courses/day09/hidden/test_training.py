@@ -41,7 +41,8 @@ def test_train_one_epoch_updates(student):
     check(all(m == "train" for m in r["forward_modes"]),
           "The model was still in evaluation mode while training (it started in eval mode, as after evaluate())",
           expected="model.train() before the loop", found=f"forward modes: {', '.join(r['forward_modes'])}",
-          hint="Call model.train() at the start of train_one_epoch: dropout and BatchNorm behave differently in eval mode.")
+          hint="Call model.train() at the start of train_one_epoch: dropout and BatchNorm behave differently in eval mode.",
+          cause="train_one_epoch.no_train_mode")
     check(all(r["grad_on"]), "A training forward ran with gradients switched off",
           expected="gradients enabled", found="torch.no_grad() or inference_mode around the training step")
     check(r["backward_calls"] == r["batches"], f"loss.backward() ran {r['backward_calls']} times for {r['batches']} batches",
@@ -49,15 +50,17 @@ def test_train_one_epoch_updates(student):
     check(r["step_calls"] == r["batches"], f"optimizer.step() ran {r['step_calls']} times for {r['batches']} batches",
           expected=str(r["batches"]), found=str(r["step_calls"]), hint="Call optimizer.step() once per batch, after backward().")
     if r["param_diff"] > 1e-5:
-        hint = "Per batch: optimizer.zero_grad(), outputs = model(inputs), loss = criterion(outputs, labels), loss.backward(), optimizer.step()."
+        hint, cause = ("Compare the calls above with one training step per batch: clear the gradients, forward, "
+                       "loss, backward, optimizer step."), None
         if r["zero_grad_calls"] == 0:
             hint = ("Gradients are never cleared, so every step also applies the gradients of all earlier batches: "
                     "call optimizer.zero_grad() once per batch, before loss.backward().")
+            cause = "train_one_epoch.no_zero_grad"
         elif r["zero_grad_calls"] < r["batches"]:
-            hint = "optimizer.zero_grad() must run for every batch, not once per epoch."
+            hint, cause = "optimizer.zero_grad() must run for every batch, not once per epoch.", "train_one_epoch.no_zero_grad"
         raise Mistake("After one epoch the weights differ from one correct epoch on the same data",
                       expected="the same weights as the correct protocol",
-                      found=f"largest weight difference {r['param_diff']:.3g}; calls: {_log(r)}", hint=hint)
+                      found=f"largest weight difference {r['param_diff']:.3g}; calls: {_log(r)}", hint=hint, cause=cause)
 
 
 @grade("train_one_epoch", "training")
@@ -71,7 +74,8 @@ def test_train_one_epoch_device(student):
     moved = [e for e in r["events"] if e.startswith("labels.to(")]
     check(all(r["labels_moved"]) if r["labels_moved"] else bool(moved), "The labels are left on the CPU",
           expected="labels.to(device) for every batch", found=_log(r),
-          hint="Move the labels too: on a GPU the loss fails when the logits are on cuda and the labels on the CPU.")
+          hint="Move the labels too: on a GPU the loss fails when the logits are on cuda and the labels on the CPU.",
+          cause="train_one_epoch.labels_off_device")
 
 
 @grade("train_one_epoch", "training")
@@ -83,10 +87,12 @@ def test_train_one_epoch_returns_mean_loss(student):
         raise Mistake("train_one_epoch returned a tensor; the losses were accumulated as tensors",
                       expected="a Python float", found=f"a tensor{' that still holds its autograd graph' if ret.get('requires_grad') else ''}",
                       hint="Accumulate loss.item(): adding the loss tensor keeps every batch's graph alive (memory grows "
-                           "with each batch) and returns a tensor instead of a number.")
+                           "with each batch) and returns a tensor instead of a number.",
+                      cause="train_one_epoch.loss_tensor_accumulated")
     check(not r["kept_graph"], "The loss tensors of earlier batches (with their autograd graphs) are kept alive during the epoch",
           expected="only numbers kept from earlier batches", found="loss tensors accumulated or stored",
-          hint="Accumulate loss.item() (a float), not loss: a running sum of loss tensors keeps every batch's graph in memory.")
+          hint="Accumulate loss.item() (a float), not loss: a running sum of loss tensors keeps every batch's graph in memory.",
+          cause="train_one_epoch.loss_tensor_accumulated")
     value = cb.number(ret)
     check(value is not None and ret["type"] in ("float", "int", "numpy"), "train_one_epoch must return a number",
           expected="a float", found=ret["type"])
@@ -141,10 +147,12 @@ def test_evaluate_protocol(student):
     check(all(m == "eval" for m in r["forward_modes"]), "The model ran in training mode during evaluation "
           "(it was in training mode when evaluate was called)",
           expected="model.eval() before the loop", found=f"forward modes: {', '.join(r['forward_modes'])}",
-          hint="Call model.eval(): otherwise dropout stays on and BatchNorm uses (and updates) batch statistics.")
+          hint="Call model.eval(): otherwise dropout stays on and BatchNorm uses (and updates) batch statistics.",
+          cause="evaluate.no_eval_mode")
     check(not any(r["grad_on"]), "The evaluation forwards ran with gradients enabled",
           expected="torch.no_grad() around the loop", found="autograd recording every forward",
-          hint="Wrap the loop in `with torch.no_grad():` so no graph is built (less memory, faster).")
+          hint="Wrap the loop in `with torch.no_grad():` so no graph is built (less memory, faster).",
+          cause="evaluate.no_no_grad")
     check(r["backward_calls"] == 0, "evaluate called backward()", expected="no backward", found=_log(r))
     check(not r["state_changed"], "evaluate changed the model's weights or BatchNorm statistics",
           expected="an unchanged model", found="changed state", hint="Evaluation must not train: eval mode, no optimizer.")

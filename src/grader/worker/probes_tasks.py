@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .probes import (
@@ -600,6 +601,8 @@ def compare_protocol(build: Callable[[], Any], epochs: int = 2, lr: float = 0.01
         return hook
 
     handles = [net.register_forward_hook(fwd_hook(name)) for name, net in nets.items()]
+    # Optimizer steps mark where training ends, whatever mode or autograd state the forwards ran in.
+    handles.append(register_optimizer_step_post_hook(lambda *_: events.append("step")))
     patched: list[tuple[Any, str, Any]] = []
 
     def patch(owner: Any, attr: str, label: str) -> None:
@@ -701,15 +704,24 @@ def _moved_before_training(events: list[str], names: list[str]) -> dict[str, boo
 
 
 def _clock_before_evaluation(events: list[str], names: list[str]) -> dict[str, bool]:
-    """For each model: the clock is read after its last training forward and before its first eval forward."""
+    """For each model: the clock is read after its last optimizer step and before the next forward (its evaluation).
+
+    A model whose training shows no optimizer step cannot be judged here and passes.
+    """
     verdict = {}
     for name in names:
-        train_idx = [i for i, e in enumerate(events) if e == f"forward:{name}:train"]
-        if not train_idx:
+        mine = [i for i, e in enumerate(events) if e.startswith(f"forward:{name}:")]
+        if not mine:
             verdict[name] = False
             continue
-        end = next((i for i in range(train_idx[-1] + 1, len(events)) if events[i].startswith("forward:")), len(events))
-        verdict[name] = "clock" in events[train_idx[-1] + 1:end]
+        end = next((i for i in range(mine[0], len(events))
+                    if events[i].startswith("forward:") and not events[i].startswith(f"forward:{name}:")), len(events))
+        steps = [i for i in range(mine[0], end) if events[i] == "step"]
+        if not steps:
+            verdict[name] = True
+            continue
+        after = next((i for i in range(steps[-1] + 1, len(events)) if events[i].startswith("forward:")), len(events))
+        verdict[name] = "clock" in events[steps[-1] + 1:after]
     return verdict
 
 
