@@ -20,6 +20,7 @@ import grader
 from grader.client import WorkerClient
 from grader.intake import read_submission
 from grader.mistakes import diagnose
+from grader.notebook.take import rules_for
 from grader.plugin import GradingPlugin, SuiteError, assign_points
 from grader.reference import load_reference
 from grader.results import Flag, Problem, SubmissionResult
@@ -62,7 +63,7 @@ class GradingSession:
         """Grade ``folder``; with ``targets``, only the tests of those classes run (the suite audit uses it)."""
         started = time.monotonic()
         spec = self.spec
-        intake = read_submission(folder, spec.files)
+        intake = read_submission(folder, spec.files, rules_for(spec))
         sandbox = self.sandbox
         client = WorkerClient(sandbox, intake.files, import_timeout_s=spec.limits.import_timeout_s)
         student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s)
@@ -96,7 +97,7 @@ class GradingSession:
             mistakes=mistakes, feedback=spec.feedback,
             isolation=sandbox.isolation, grader_version=grader.__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            artifacts=plugin.artifacts_store,
+            artifacts=plugin.artifacts_store, notebook=intake.notebook,
         )
 
 

@@ -16,6 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.notebook.model import NotebookReport
+from grader.notebook.take import NotebookRules, take_notebooks
 from grader.results import Problem
 
 MAX_DEPTH = 6
@@ -30,6 +32,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 class Intake:
     files: dict[str, bytes] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notebook: NotebookReport | None = None   # how the submission's notebooks were read, when it has any
 
 
 def shown(name: str) -> str:
@@ -67,7 +70,13 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def read_submission(folder: Path, expected: list[str]) -> Intake:
+def _too_big(rel: str) -> str:
+    hint = "; clear its outputs in Jupyter and hand it in again" if rel.lower().endswith(".ipynb") else ""
+    return f"{shown(rel)} (over the size or file-count limit{hint})"
+
+
+def read_submission(folder: Path, expected: list[str], notebooks: NotebookRules | None = None) -> Intake:
+    """The submission's files; with ``notebooks``, the expected files it lacks are taken from its notebooks."""
     intake = Intake()
     folder = Path(folder)
     if not folder.is_dir():
@@ -116,7 +125,7 @@ def read_submission(folder: Path, expected: list[str]) -> Intake:
             if name.endswith((".pyc", ".pyo")):
                 continue
             if st.st_size > MAX_FILE_BYTES or total + st.st_size > MAX_TOTAL_BYTES or len(intake.files) >= MAX_FILES:
-                skipped.append(f"{shown(rel)} (over the size or file-count limit)")
+                skipped.append(_too_big(rel))
                 continue
             try:
                 data = _read_regular(path, MAX_FILE_BYTES)
@@ -127,7 +136,7 @@ def read_submission(folder: Path, expected: list[str]) -> Intake:
                 skipped.append(f"{shown(rel)} (not a regular file)")
                 continue
             if len(data) > MAX_FILE_BYTES or total + len(data) > MAX_TOTAL_BYTES:
-                skipped.append(f"{shown(rel)} (over the size or file-count limit)")
+                skipped.append(_too_big(rel))
                 continue
             total += len(data)
             intake.files[rel] = data
@@ -143,7 +152,15 @@ def read_submission(folder: Path, expected: list[str]) -> Intake:
                                                message=f"{rel} is not valid UTF-8 text (byte {e.start}); save it as UTF-8"))
     if not intake.files:
         intake.problems.append(Problem(kind="bad_input", message="the submission folder is empty"))
+    missing_why: dict[str, str] = {}
+    if notebooks is not None:
+        taken = take_notebooks(intake.files, expected, notebooks)
+        intake.files.update(taken.files)
+        intake.problems += taken.problems
+        intake.notebook = taken.report
+        missing_why = taken.missing_why
     for name in expected:
         if name not in intake.files:
-            intake.problems.append(Problem(file=name, kind="missing", message=f"{name} is missing; its tests score 0"))
+            why = f" and {missing_why[name]}" if missing_why.get(name) else ""
+            intake.problems.append(Problem(file=name, kind="missing", message=f"{name} is missing{why}; its tests score 0"))
     return intake

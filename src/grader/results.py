@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from grader.notebook.model import NotebookReport
+
 CATEGORIES = ("api", "shape", "params", "skip", "structure", "training", "device", "bonus")
 CATEGORY_LABELS = {
     "api": "API and signatures",
@@ -149,6 +151,7 @@ class SubmissionResult(BaseModel):
     key: str = ""
     graded_at: str = ""
     artifacts: dict[str, Any] = Field(default_factory=dict)
+    notebook: NotebookReport | None = None   # which notebook cells were taken and which left out
 
     def by_category(self) -> dict[str, tuple[float, float]]:
         totals: dict[str, tuple[float, float]] = {}

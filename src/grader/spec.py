@@ -59,6 +59,28 @@ class Limits(Strict):
     tmp_mb: int = Field(256, ge=16)
 
 
+class NotebookOptions(Strict):
+    """How a notebook (.ipynb) submission is read into the assignment's files (see docs/operations.md).
+
+    Every target goes to the file the spec assigns it; ``place`` adds other names
+    a file must hold (a provided helper the suite imports, say). Helpers,
+    constants and imports follow the code that uses them.
+    """
+
+    accept: bool = True
+    place: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("place")
+    @classmethod
+    def _names_and_files(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, file in v.items():
+            if not name.isidentifier():
+                raise ValueError(f"{name!r} is not a Python name")
+            if not file.endswith(".py"):
+                raise ValueError(f"{name} goes to {file!r}, which is not a .py file")
+        return v
+
+
 class AssignmentSpec(Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     title: str
@@ -73,6 +95,7 @@ class AssignmentSpec(Strict):
     # What students see: "hints" (what is wrong and where), "full" (the fix too), "score" (points per class only).
     feedback: FeedbackPolicy = "hints"
     limits: Limits = Limits()
+    notebook: NotebookOptions = NotebookOptions()
     root: Path = Field(exclude=True)
 
     @model_validator(mode="after")
@@ -83,6 +106,11 @@ class AssignmentSpec(Strict):
         for t in self.targets:
             if t.file not in self.files:
                 raise ValueError(f"targets: {t.name} lives in {t.file}, which is not in files")
+        for name, file in self.notebook.place.items():
+            if file not in self.files:
+                raise ValueError(f"notebook.place: {name} goes to {file}, which is not in files")
+            if name in names and self.target(name).file != file:
+                raise ValueError(f"notebook.place: {name} is a target of {self.target(name).file}, not {file}")
         seen = set()
         for item in self.rubric:
             if item.target not in names:
