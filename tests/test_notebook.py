@@ -298,3 +298,28 @@ def test_the_spec_places_extra_names_and_can_refuse_notebooks(minicourse_copy):
 def test_a_bad_notebook_table_names_its_field(minicourse_copy, table, says):
     with pytest.raises(SpecError, match=says):
         _spec_with(minicourse_copy, table)
+
+
+# --- the student report's section ------------------------------------------------------------------------
+
+def test_the_student_report_lists_taken_and_left_out_cells():
+    import html
+
+    from resultfactory import make_result
+
+    from grader.report import render_student
+
+    t = taken([BLOCK, NET, PIP_CELL, "net = Net()\nfor i in range(3):\n    print('<script>alert(1)</script>')"])
+    result = make_result()
+    assert 'id="notebook"' not in render_student(result)
+    result.notebook = t.report
+    page = render_student(result)
+    section = page[page.index('id="notebook"'):]
+    section = section[:section.index("</section>")]
+    assert "<code>work.ipynb</code>" in section and "never ran" in section
+    assert "1 cell taken, 1 partly taken, 2 left out." in section
+    assert "Cell 3" in section and html.escape("!pip install torch torchvision") in section
+    assert "a loop at the top level (such as a training loop) never runs" in section
+    assert "Cells taken whole (1)" in section and "<code>Net</code> → net.py" in section
+    assert "blocks.py was written from the notebook: Block." in section
+    assert "<script>" not in page and "Lines 2-3" in section

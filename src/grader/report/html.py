@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from grader.feedback import for_student
+from grader.report.notebook import notebook_view
 from grader.results import (
     CATEGORIES,
     CATEGORY_LABELS,
@@ -486,6 +487,7 @@ def student_view(result: SubmissionResult) -> dict[str, Any]:
         "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail)} for f in shown.flags],
         "comparison": comparison_view(_artifact(shown, "comparison")),
         "terms": terms,
+        "notebook": notebook_view(shown.notebook),
         "execution_time": f"{shown.execution_time:.1f}",
     }
 
