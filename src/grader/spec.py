@@ -60,7 +60,7 @@ class Limits(Strict):
 
 
 class NotebookOptions(Strict):
-    """How a notebook (.ipynb) submission is read into the assignment's files (see docs/operations.md).
+    """How a notebook (.ipynb) submission is read into the files (docs/design.md, "Notebook submissions").
 
     Every target goes to the file the spec assigns it; ``place`` adds other names
     a file must hold (a provided helper the suite imports, say). Helpers,
