@@ -270,8 +270,10 @@ def test_the_reference_split_into_cells_gives_every_file_with_every_target(tmp_p
         assert "while True" not in text and "plt." not in text and "pip install" not in text
     assert "from resnet import ResidualBlock" in intake.files["modern.py"].decode()
     assert {"ALPHA", "BETA", "GAMMA", "BASE_WIDTHS", "BASE_BLOCKS"} <= names_defined(intake.files["scaling.py"])
-    left = [c for c in intake.notebook.cells if c.status == "left out"]
-    assert len(left) >= 3 and not (tmp_path / "ran").exists()
+    pip, training, plot = intake.notebook.cells[-3:]
+    assert [pip.status, training.status, plot.status] == ["left out", "partly taken", "left out"]
+    assert [t.name for t in training.taken] == ["from pathlib import Path"]   # the same import made earlier
+    assert len(training.left_out) == 4 and not (tmp_path / "ran").exists()
 
 
 # --- the spec's [notebook] table ------------------------------------------------------------------------

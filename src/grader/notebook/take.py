@@ -152,6 +152,19 @@ def _where(other: Statement, here: Statement) -> str:
     return f"cell {other.cell}" if other.notebook == here.notebook else f"{other.notebook}, cell {other.cell}"
 
 
+def _files_of_same_import(s: Statement, placement: Placement) -> list[str]:
+    """For an import made again, the files its first occurrence went to (it is made once, there)."""
+    if s.kind != IMPORT:
+        return []
+    files: set[str] = set()
+    for name, meaning in s.meanings:
+        first = placement.last_binder.get(name)
+        if first is None or first is s or dict(first.meanings).get(name) != meaning:
+            return []
+        files.update(placement.taken.get(first.order, []))
+    return sorted(files)
+
+
 def _left_out_reason(s: Statement, placement: Placement, place: dict[str, str], present: list[str]) -> str:
     if s.kind == CODE:
         needed = sorted(placement.needed_from_code.get(s.order, ()))
@@ -160,11 +173,6 @@ def _left_out_reason(s: Statement, placement: Placement, place: dict[str, str], 
                     f"{'it' if len(needed) == 1 else 'them'} inside the function or as a constant")
         return s.reason
     others = [placement.last_binder[n] for n in s.binds if n in placement.last_binder]
-    if s.kind == IMPORT and others and all(dict(b.meanings).get(n) == m for b in others for n, m in s.meanings
-                                            if placement.last_binder.get(n) is b):
-        used = [b for b in others if placement.taken.get(b.order)]
-        if used and used[0].order < s.order:
-            return f"the same import in {_where(used[0], s)} is used"
     later = others
     if later and all(b.order != s.order for b in later) and any(placement.taken.get(b.order) for b in later):
         b = next(b for b in later if placement.taken.get(b.order))
@@ -189,7 +197,7 @@ def cell_report(cell: _Cell, placement: Placement, place: dict[str, str], presen
     for s in cell.statements:
         if s.kind in (QUIET, FUTURE):
             continue
-        files = placement.taken.get(s.order)
+        files = placement.taken.get(s.order) or _files_of_same_import(s, placement)
         if files:
             name = ", ".join(sorted(s.binds)) if s.kind not in (IMPORT, STAR_IMPORT) else s.label
             report.taken.append(TakenName(name=name, files=sorted(files)))
