@@ -325,3 +325,12 @@ def test_the_student_report_lists_taken_and_left_out_cells():
     assert "Cells taken whole (1)" in section and "<code>Net</code> → net.py" in section
     assert "blocks.py was written from the notebook: Block." in section
     assert "<script>" not in page and "Lines 2-3" in section
+    summary = result.to_gradescope()["output"]
+    assert "Graded from your notebook work.ipynb: blocks.py, net.py written from its cells; 3 cell(s) with code " \
+           "left out (never run), listed in your report." in summary
+
+
+def test_a_cell_of_many_statements_is_reported_in_bounded_space():
+    cell = "\n".join(f"print({i})\nx{i} = f({i})" for i in range(300))
+    report = taken([BLOCK, cell]).report.cells[1]
+    assert len(report.left_out) == 41 and report.left_out[-1].reason == "560 more statements left out"

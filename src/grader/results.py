@@ -185,6 +185,8 @@ class SubmissionResult(BaseModel):
     def summary_text(self) -> str:
         lines = [f"{self.score:g} / {self.max_score:g} points (isolation: {self.isolation})"]
         lines += [f"Could not grade {p.file or 'submission'}: {p.message}" for p in self.problems]
+        if self.notebook is not None:
+            lines.append(self.notebook.summary())
         return "\n".join(lines)
 
 

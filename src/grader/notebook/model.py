@@ -44,3 +44,12 @@ class NotebookReport(BaseModel):
     kept: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     cells: list[CellReport] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for places without the report's section (Gradescope's results.json)."""
+        read = ", ".join(self.notebooks)
+        left = sum(c.status != "taken" for c in self.cells)
+        if not self.written:
+            return f"Notebook {read}: not used, your .py files count."
+        return (f"Graded from your notebook {read}: {', '.join(self.written)} written from its cells; "
+                f"{left} cell(s) with code left out (never run), listed in your report.")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 NOTEBOOK_SUFFIX = ".ipynb"
 MAGIC_REASON = "a shell command or IPython magic never runs"
+MAX_ENTRIES_PER_CELL = 40
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,11 @@ def cell_report(cell: _Cell, placement: Placement, place: dict[str, str], presen
             merged[-1][1] = max(merged[-1][1], last)
         else:
             merged.append([first, last, code, reason])
+    left = [(a, b, code, reason) for a, b, code, reason in merged if reason is not None]
+    if len(left) > MAX_ENTRIES_PER_CELL:   # a report stays readable whatever a cell holds
+        a, b = left[MAX_ENTRIES_PER_CELL][0], left[-1][1]
+        more = len(left) - MAX_ENTRIES_PER_CELL
+        left = left[:MAX_ENTRIES_PER_CELL] + [(a, b, "…", f"{more} more statements left out")]
     report.left_out = [LeftOut(lines=str(a) if a == b else f"{a}-{b}", code=code, reason=reason)
-                       for a, b, code, reason in merged if reason is not None]
+                       for a, b, code, reason in left]
     return report
