@@ -334,3 +334,22 @@ def test_a_cell_of_many_statements_is_reported_in_bounded_space():
     cell = "\n".join(f"print({i})\nx{i} = f({i})" for i in range(300))
     report = taken([BLOCK, cell]).report.cells[1]
     assert len(report.left_out) == 41 and report.left_out[-1].reason == "560 more statements left out"
+
+
+def test_a_py_file_left_as_the_skeleton_handed_it_out_does_not_count():
+    skeleton = b"class Block:\n    def __init__(self):\n        raise NotImplementedError\n"
+    rules = NotebookRules(place=RULES.place, skeleton={"blocks.py": skeleton})
+    t = taken([BLOCK], files={"blocks.py": skeleton.replace(b"\n", b"\r\n") + b"\n"}, rules=rules)
+    assert "class Block(nn.Module)" in t.files["blocks.py"].decode()
+    assert t.report.kept == []
+    assert "blocks.py was written from the notebook (your folder's copy is the unchanged skeleton): Block." \
+        in t.report.notes
+    edited = taken([BLOCK], files={"blocks.py": skeleton + b"# started\n"}, rules=rules)
+    assert edited.files == {} and edited.report.kept == ["blocks.py"]
+
+
+def test_the_day09_rules_know_the_skeleton_of_every_file():
+    spec = find_spec("day09")
+    rules = rules_for(spec)
+    assert set(rules.skeleton) == set(spec.files)
+    assert rules.place["ResidualBlock"] == "resnet.py" and rules.place["make_synthetic_dataset"] == "training.py"

@@ -75,3 +75,13 @@ def test_the_day09_reference_as_a_notebook_gets_full_marks(tmp_path):
     assert set(graded["notebook"]["written"]) == set(spec.files)
     page = (out / "nbstudent" / "report.html").read_text()
     assert 'id="notebook"' in page and "a loop at the top level (such as a training loop) never runs" in page
+
+
+def test_a_folder_with_the_untouched_skeleton_and_a_notebook_is_graded_from_the_notebook(minisession, minispec,
+                                                                                        tmp_path):
+    """The usual case: a student works in a notebook inside the folder they were handed."""
+    skeleton = (minispec.skeleton / "blocks.py").read_text()
+    cells = reference_cells(minispec.reference, minispec.files)
+    result = minisession.grade(notebook_folder(tmp_path, cells, extra={"blocks.py": skeleton}))
+    assert result.score == result.max_score == 10
+    assert result.notebook.written == {"blocks.py": ["SkipBlock", "double"]} and result.notebook.kept == []

@@ -3,7 +3,8 @@
 Rules of the submission folder:
 
 - a ``.py`` file the folder holds counts; the notebook supplies only the
-  assignment's files the folder lacks (per file, never mixed within one file);
+  assignment's files the folder lacks (per file, never mixed within one file),
+  or holds exactly as the skeleton handed them out;
 - several notebooks are read in name order as one long notebook, so a name
   defined in two keeps the definition read last;
 - a notebook that cannot be read is one problem naming it; the others are
@@ -38,13 +39,21 @@ class NotebookRules:
 
     accept: bool = True
     place: dict[str, str] = field(default_factory=dict)   # name -> file
+    skeleton: dict[str, bytes] = field(default_factory=dict)   # file -> the skeleton's text, as handed out
 
 
 def rules_for(spec: AssignmentSpec) -> NotebookRules:
     """Targets go to the file the spec assigns them; the ``[notebook] place`` table adds other names."""
     place = {t.name: t.file for t in spec.targets}
     place.update(spec.notebook.place)
-    return NotebookRules(accept=spec.notebook.accept, place=place)
+    skeleton = {f: (spec.skeleton / f).read_bytes() for f in spec.files if (spec.skeleton / f).is_file()}
+    return NotebookRules(accept=spec.notebook.accept, place=place, skeleton=skeleton)
+
+
+def _same_text(a: bytes, b: bytes) -> bool:
+    def norm(x: bytes) -> bytes:
+        return b"\n".join(line.rstrip() for line in x.replace(b"\r\n", b"\n").strip().splitlines())
+    return norm(a) == norm(b)
 
 
 @dataclass
@@ -120,8 +129,10 @@ def take_notebooks(files: dict[str, bytes], expected: list[str], rules: Notebook
     if not read:
         return taken
     statements = [s for c in cells for s in c.statements]
-    present = [f for f in expected if f in files]
-    writable = [f for f in expected if f not in files]
+    # a file left exactly as the skeleton handed it out is not the student's work: the notebook may supply it
+    untouched = [f for f in expected if f in files and f in rules.skeleton and _same_text(files[f], rules.skeleton[f])]
+    present = [f for f in expected if f in files and f not in untouched]
+    writable = [f for f in expected if f not in present]
     source_of = {s.order: f"{s.notebook}, cell {s.cell}" for s in statements}
     placement = place_statements(statements, rules.place, writable, source_of)
     taken.files = {f: text.encode("utf-8") for f, text in placement.texts.items()}
@@ -134,14 +145,15 @@ def take_notebooks(files: dict[str, bytes], expected: list[str], rules: Notebook
             report.notes.append(f"Your {f} counts, so the notebook's {', '.join(names)} "
                                 f"{'is' if len(names) == 1 else 'are'} not used (a .py file wins over a notebook).")
     for f, names in placement.holds.items():
-        report.notes.append(f"{f} was written from the notebook: {', '.join(names)}.")
+        instead = " (your folder's copy is the unchanged skeleton)" if f in untouched else ""
+        report.notes.append(f"{f} was written from the notebook{instead}: {', '.join(names)}.")
     if len(read) > 1:
         report.notes.insert(0, f"{len(read)} notebooks were read in name order, as one: {', '.join(read)}; "
                                "a name defined in more than one keeps the definition read last.")
     if not writable:
         report.notes.append("Every file of the assignment is in your folder, so nothing was taken from the notebook.")
     for f in writable:
-        if f not in placement.texts:
+        if f not in placement.texts and f not in files:
             names = [n for n, owner in rules.place.items() if owner == f]
             taken.missing_why[f] = f"the notebook defines none of {', '.join(names)}" if names else ""
     report.cells = [cell_report(c, placement, rules.place, present) for c in cells]
