@@ -105,6 +105,17 @@ def test_release_contents(spec, release):
     assert "pytest" in readme
     for target in spec.targets:
         assert f"`{target.name}`" in readme
+    assert "hand in your notebook (`.ipynb`)" in readme and "without running them" in readme
+
+
+def test_the_release_readme_mentions_notebooks_only_where_the_spec_accepts_them(minicourse_copy, tmp_path):
+    from grader.spec import load_spec
+
+    toml = minicourse_copy / "assignment.toml"
+    toml.write_text(toml.read_text() + "\n[notebook]\naccept = false\n")
+    zip_path = build_release(load_spec(minicourse_copy), tmp_path / "out")
+    readme = (zip_path.parent / "mini" / "README.md").read_text()
+    assert "Hand in the filled-in `.py` files" in readme and ".ipynb" not in readme
 
 
 def test_release_holds_no_reference_code(spec, release):

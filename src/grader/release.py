@@ -92,7 +92,17 @@ def _readme(spec: AssignmentSpec, skeleton_files: list[str], public_tests: list[
             "no tests ran. Try your modules in Python directly, e.g.",
             "`python -c \"import resnet; print(resnet.ResidualBlock(64, 128, 2))\"`.",
         ]
-    lines += ["", "Hand in the filled-in `.py` files of this folder.", ""]
+    lines += ["", "Hand in the filled-in `.py` files of this folder."]
+    if spec.notebook.accept:
+        lines += [
+            "",
+            "Working in Jupyter? You may hand in your notebook (`.ipynb`) instead, or beside the files.",
+            "The grader reads its code cells without running them: imports, classes, functions and",
+            "constants go into the files above (each class or function into its own file); training",
+            "loops, plots and shell commands are left out. A `.py` file you changed counts over the",
+            "notebook. Your report lists which cells were taken and which were left out, and why.",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
