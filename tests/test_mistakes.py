@@ -145,12 +145,21 @@ def test_without_a_cause_the_same_failure_in_the_same_class_is_one_mistake(minis
     assert normalise("ResidualBlock(64, 64) differs by 8.81") == normalise("ResidualBlock(8, 16, 2) differs by 0.5")
 
 
-def test_mistakes_come_in_target_order_then_by_points(minispec):
-    tests = [result("double", "d", message="wrong", max_score=5),
-             result("SkipBlock", "s1", message="small", max_score=1),
-             result("SkipBlock", "s2", message="big", max_score=3)]
-    _, mistakes = diagnose(minispec, tests, [])
-    assert [m.tests for m in mistakes] == [["s2"], ["s1"], ["d"]]
+def test_mistakes_come_blocks_first_then_by_points():
+    from types import SimpleNamespace
+
+    def target(name, *depends_on):
+        return SimpleNamespace(name=name, file="net.py", kind="class", depends_on=list(depends_on))
+
+    spec = SimpleNamespace(files=["net.py"], targets=[target("Net", "Block"), target("Block"), target("Other"),
+                                                       target("Deep", "Net")])
+    tests = [result("Deep", "deep", message="wrong", max_score=9),
+             result("Net", "net", message="wrong", max_score=5),
+             result("Block", "b1", message="small", max_score=1),
+             result("Block", "b2", message="big", max_score=3),
+             result("Other", "o", message="other", max_score=2)]
+    _, mistakes = diagnose(spec, tests, [])
+    assert [m.tests for m in mistakes] == [["b2"], ["o"], ["b1"], ["net"], ["deep"]]
 
 
 def test_an_import_error_is_placed_in_the_file_where_it_is():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from grader.results import Outcome
+from grader.results import MistakeEntry, Outcome
 from grader.spec import AssignmentSpec
 
 KINDS = ("wrong", "right")
@@ -81,6 +81,7 @@ class CaseResult:
     seconds: float = 0.0
     unavailable: str | None = None
     lost: float = 0.0   # points the tests that ran did not award (bonus included)
+    mistakes: list[MistakeEntry] = field(default_factory=list)  # the graded result's mistakes, each once
 
     @property
     def caught_by(self) -> list[FailedTest]:
@@ -286,6 +287,7 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
     result.seconds = time.monotonic() - started
     result.score, result.max_score = graded.score, graded.max_score
     result.lost = round(sum(t.max_score - t.score for t in graded.tests), 6)
+    result.mistakes = graded.mistakes
     result.failed = [FailedTest(t.target, t.category, t.name, t.outcome.value, t.message, t.cause, t.expected, t.found,
                                 t.hint)
                      for t in graded.tests if t.outcome in (Outcome.failed, Outcome.error)]

@@ -15,7 +15,8 @@ are grouped:
   failing with the same hint are one mistake).
 
 Mistakes are ordered as a student should fix them: blocks before the networks
-built from them (the spec's target order), then by the points they cost.
+built from them (the targets' ``depends_on`` in the spec), then by the points
+they cost, then in the spec's target order.
 """
 
 from __future__ import annotations
@@ -112,6 +113,22 @@ def _points(x: float) -> str:
     return f"{round(x, 2):g}"
 
 
+def dependency_depth(spec: AssignmentSpec) -> dict[str, int]:
+    """0 for a target built from no other, else one more than the deepest target it is built from."""
+    depends = {t.name: list(getattr(t, "depends_on", None) or []) for t in spec.targets}
+    depth: dict[str, int] = {}
+
+    def visit(name: str, seen: frozenset[str]) -> int:
+        if name not in depth:
+            below = [visit(d, seen | {name}) for d in depends.get(name, []) if d in depends and d not in seen]
+            depth[name] = 1 + max(below) if below else 0
+        return depth[name]
+
+    for name in depends:
+        visit(name, frozenset())
+    return depth
+
+
 def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Problem]) -> tuple[list[TestResult], list[MistakeEntry]]:
     """Group the failed tests into mistakes; returns the tests (each pointing to its mistake) and the mistakes."""
     files = list(spec.files)
@@ -190,7 +207,7 @@ def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Probl
             hint = None
         elif g.kind == "limit":
             what = LIMIT_KINDS[g.key.rsplit(".", 1)[1]]
-            summary = (f"{g.target} {what}: {first.message}. Its later tests were not run again and fail "
+            summary = (f"{g.target} {what}: {g.tests[0].message}. Its later tests were not run again and fail "
                        "with the same diagnosis.")
         else:
             summary = g.summary or first.message
@@ -198,5 +215,6 @@ def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Probl
             key=g.key, kind=g.kind, target=g.target, file=g.file, line=g.line,
             layer=str(layer) if isinstance(layer, (str, int)) else None, summary=summary, hint=hint, fix=fix,
             named=g.named, tests=[t.nodeid for t in g.tests], points_lost=lost))
-    entries.sort(key=lambda m: (order.get(m.target, len(order)), -m.points_lost, m.key))
+    depth = dependency_depth(spec)
+    entries.sort(key=lambda m: (depth.get(m.target, 0), -m.points_lost, order.get(m.target, len(order)), m.key))
     return keyed, entries

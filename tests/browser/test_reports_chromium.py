@@ -321,3 +321,33 @@ def test_class_report_on_a_phone(session, class_dir):
     assert no_horizontal_scroll(driver), "the page scrolls sideways at 390 px"
     screenshot(driver, "class-report-phone.png")
     set_viewport(driver, *DESKTOP)
+
+
+# ---------------------------------------------------------------- the demo class, graded
+
+
+BOB_PAGE_BEFORE_PX = 34_074  # bob's report at 1280 px when it listed every failed test
+
+
+@pytest.mark.slow
+def test_demo_reports_are_short_and_nothing_is_cut_on_a_phone(session, graded_demo):
+    """bob, carol and dave as students see them, at 1280 and 390 px (screenshots in test-artifacts/)."""
+    driver = need(session)
+    ARTIFACTS.mkdir(exist_ok=True)
+    heights = {}
+    for student, (_, folder) in graded_demo.items():
+        open_page(driver, folder / "report.html")
+        heights[student] = driver.execute_script("return document.documentElement.scrollHeight")
+        screenshot(driver, f"demo-{student}-1280.png")
+        set_viewport(driver, *PHONE, mobile=True)
+        driver.refresh()
+        assert no_horizontal_scroll(driver), f"{student}'s page scrolls sideways at 390 px"
+        cut = driver.execute_script(
+            "return [...document.querySelectorAll('table.classes, .mistake, .score-line')]"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > window.innerWidth + 1)"
+            ".map(e => e.className || e.tagName)")
+        assert cut == [], f"{student}: cut at 390 px: {cut}"
+        screenshot(driver, f"demo-{student}-390.png")
+        assert console_errors(driver) == []
+    set_viewport(driver, *DESKTOP)
+    assert heights["bob"] <= BOB_PAGE_BEFORE_PX / 4, heights

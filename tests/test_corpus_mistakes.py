@@ -1,0 +1,24 @@
+"""Over the whole corpus: a submission with one mistake gets one entry in "What to fix", in its own class."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _single_mistake_cases(report):
+    return [r for r in report.results
+            if r.case.kind == "wrong" and len(r.case.targets) == 1 and not r.unavailable and r.error is None]
+
+
+def test_every_single_mistake_case_yields_one_mistake_in_its_own_class(graded_corpus):
+    cases = _single_mistake_cases(graded_corpus)
+    assert cases
+    wrong = {}
+    for r in cases:
+        found = [(m.target, m.key) for m in r.mistakes]
+        if [target for target, _ in found] != list(r.case.targets):
+            wrong[r.case.name] = found
+    assert not wrong, f"{len(wrong)} of {len(cases)} single-mistake cases: " + "; ".join(
+        f"{name} -> {found}" for name, found in sorted(wrong.items()))
