@@ -42,31 +42,49 @@ def test_aggregation_numbers(out):
     assert resnet["pass_rate"] == pytest.approx(100 / 3)
     inception = tests[("SimplifiedInception", "branch kernel sizes and order")]
     assert (inception["passed"], inception["failed"], inception["error"], inception["not_passed"]) == (1, 1, 1, 2)
-    cuda = tests[("ResNet", "forward on CUDA")]
-    assert cuda["skipped"] == 3 and cuda["pass_rate"] is None
-    # sorted by how many students did not pass, the never-run test last
+    # a test that ran for nobody (no GPU here) is not a row: it is listed once, with its reason
+    assert ("ResNet", "forward on CUDA") not in tests
+    assert [(t["target"], t["name"]) for t in view["not_run"]] == [("ResNet", "forward on CUDA")]
+    assert view["not_run_reasons"] == ["No CUDA device on the grading machine; this check runs on the GPU grader."]
+    # sorted by how many students did not pass
     assert [t["not_passed"] for t in view["tests"]] == sorted((t["not_passed"] for t in view["tests"]), reverse=True)
-    assert view["tests"][-1]["name"] == "forward on CUDA"
     # same test name in two classes stays two rows
     assert ("MobileNetV1", "parameter count") in tests and ("DepthwiseSeparableConv", "parameter count (32, 64)") in tests
 
     cats = {c["name"]: c for c in view["categories"]}
     assert cats["params"]["students_failed"] == 2
-    assert cats["device"]["skipped"] == 3
+    assert cats["device"]["skipped"] == 3 and cats["device"]["ran"] == 3  # the meta-device test ran
     assert view["categories"][0]["students_failed"] >= view["categories"][-1]["students_failed"]
 
-    mistakes = {(m["target"], m["name"]): m for m in view["mistakes"]}
-    m = mistakes[("ResNet", "ResNet-18 parameter count")]
-    assert m["count"] == 2 and "bias=True" in m["hint"]["text"]
-    assert [s["student"] for s in m["students"]] == ["b", "c"]
-    assert ("SimplifiedInception", "branch kernel sizes and order") in mistakes
-    assert mistakes[("SimplifiedInception", "branch kernel sizes and order")]["count"] == 1  # c's is an error
+    # per class: mean points out of the points that ran, pass rate = full marks on the class's tests, below half
+    classes = {c["target"]: c for c in view["classes"]}
+    resnet = classes["ResNet"]
+    assert resnet["max"] == 4 and resnet["mean"] == pytest.approx(4 / 3)  # forward on CUDA carries no points here
+    assert (resnet["students"], resnet["full"], resnet["below_half"]) == (3, 1, 2)
+    assert resnet["pass_rate"] == pytest.approx(100 / 3)
+    block = classes["ResidualBlock"]  # b and c have partial credit on one test: not full marks, still below half
+    assert (block["full"], block["below_half"]) == (1, 2) and block["mean"] == pytest.approx((12 + 1 + 1) / 3)
+    assert classes["ModernCNN"]["bonus"] and not resnet["bonus"]
+    rates = [(c["pass_rate"], c["mean_percent"]) for c in view["classes"]]
+    assert rates == sorted(rates)  # weakest first
+
+    # mistakes: one entry per cause, counted once per student, however many tests it failed
+    mistakes = {m["title"]["text"]: m for m in view["mistakes"]}
+    m = mistakes["the convolutions before batch normalisation have bias=True (+3,840)"]
+    assert m["count"] == 2 and m["target"] == "ResNet"
+    assert [s["student"] for s in m["examples"]] == ["b", "c"]
+    depthwise = mistakes["the depthwise convolution has no groups=in_channels"]
+    assert depthwise["count"] == 2 and len(depthwise["tests"]) == 2
+    assert mistakes["the 3x3 and 5x5 branches are concatenated in the wrong order"]["count"] == 1  # c's is an error
+    assert [m["count"] for m in view["mistakes"]] == sorted((m["count"] for m in view["mistakes"]), reverse=True)
+    assert {s["student"]: s["mistakes"] for s in view["students"]} == {"a": 0, "b": 15, "c": 14}
 
     counts = [b["count"] for b in view["histogram"]["bars"]]
     assert counts == [2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     assert view["stats"]["count"] == 3
     assert view["stats"]["max"] == pytest.approx(100 * (MAX_SCORE - 1) / MAX_SCORE)
     assert [f["student"] for f in view["flagged"]] == ["c"]
+    assert [f["student"] for f in view["ungradable"]] == ["c"] and view["only_flagged"] == []
 
 
 def test_histogram_bins_include_100_and_bonus_scores_in_the_last_bin():
@@ -84,7 +102,7 @@ def test_class_report_page(out):
     assert 'id="histogram"' in page and "<rect class=\"bar\"" in page
     for name in "abc":
         assert f'href="{name}/report.html"' in page
-    assert "Most common mistakes" in page and "2 students" in page
+    assert "Mistakes, most students first" in page and "2 students" in page
     assert "NameError" in page  # c's import problem is flagged
     assert "timeout" in page and "refused" in page
     assert "<script" not in page

@@ -1,4 +1,4 @@
-"""The instructor's class report: distribution, pass rates, common mistakes, students, flags."""
+"""The instructor's class report: what needs attention, what to re-teach (per class, per mistake), students."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from grader.report.collect import Collection, Graded, collect
+from grader.report.grouping import mistakes_of
 from grader.report.html import (
     CATEGORY_LABELS,
     REPORT_FILE,
@@ -20,8 +21,8 @@ from grader.report.html import (
 from grader.results import CATEGORIES, Outcome, write_atomic
 
 CLASS_REPORT_FILE = "class-report.html"
-MISTAKES_SHOWN = 25
-NAMES_PER_MISTAKE = 8
+MISTAKES_SHOWN = 15  # in full; the rest in a collapsed list below them
+EXAMPLES_PER_MISTAKE = 5  # students linked at once; the others behind "and N more"
 
 
 def report_href(folder: str) -> str:
@@ -69,7 +70,7 @@ def histogram(values: list[float], *, width: int = 640, height: int = 270) -> di
     }
 
 
-def _student_row(g: Graded, out_dir: Path) -> dict[str, Any]:
+def _student_row(g: Graded, out_dir: Path, mistakes: int) -> dict[str, Any]:
     r = g.result
     return {
         "folder": g.folder,
@@ -80,29 +81,117 @@ def _student_row(g: Graded, out_dir: Path) -> dict[str, Any]:
         "max_score": r.max_score,
         "percent": percent(r.score, r.max_score),
         "counts": outcome_counts(r.tests),
+        "mistakes": mistakes,
         "problems": len(r.problems),
         "flags": sorted({f.kind for f in r.flags}),
         "graded_at": r.graded_at,
     }
 
 
+def class_rows(graded: list[Graded]) -> list[dict[str, Any]]:
+    """Per class (exercise): mean points, pass rate (full marks on its tests that ran), students below half.
+
+    A class none of whose tests ran (GPU checks on a machine without one) has no row.
+    Weakest first: lowest pass rate, then lowest mean.
+    """
+    order: dict[str, int] = {}
+    per: dict[str, list[tuple[float, float, bool]]] = {}
+    for g in graded:
+        totals: dict[str, list[float]] = {}
+        for t in g.result.tests:
+            order.setdefault(t.target, len(order))
+            if t.outcome is Outcome.skipped:
+                continue
+            got = totals.setdefault(t.target, [0.0, 0.0, 0.0])
+            got[0] += t.score
+            got[1] += t.max_score
+            got[2] += 1 if t.category == "bonus" else 0
+        for target, (score, out_of, bonus) in totals.items():
+            per.setdefault(target, []).append((score, out_of, bonus > 0))
+    rows = []
+    for target, marks in per.items():
+        marks = [m for m in marks if m[1] > 0]
+        if not marks:
+            continue
+        n = len(marks)
+        full = sum(1 for s, m, _ in marks if s >= m - 1e-9)
+        mean_score = statistics.fmean(s for s, _, _ in marks)
+        mean_max = statistics.fmean(m for _, m, _ in marks)
+        rows.append({
+            "target": target,
+            "students": n,
+            "mean": mean_score,
+            "max": max(m for _, m, _ in marks),
+            "mean_percent": percent(mean_score, mean_max),
+            "full": full,
+            "pass_rate": percent(full, n),
+            "below_half": sum(1 for s, m, _ in marks if s < m / 2 - 1e-9),
+            "bonus": all(b for _, _, b in marks),
+            "order": order[target],
+        })
+    return sorted(rows, key=lambda r: (r["pass_rate"], r["mean_percent"], r["order"]))
+
+
+def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Each mistake once, with every student who made it (once each), most students first.
+
+    Also returns how many distinct mistakes each student folder has.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    per_student: dict[str, int] = {}
+    for g in graded:
+        found = mistakes_of(g.result)
+        per_student[g.folder] = len(found)
+        for m in found:
+            e = entries.setdefault(m.key, {"key": m.key, "target": m.target, "title": m.title, "targets": {},
+                                            "tests": {}, "variants": {}, "students": [], "lost": 0.0})
+            e["students"].append({"student": g.result.student, "href": report_href(g.folder)})
+            e["lost"] += m.points_lost
+            e["variants"][m.title] = e["variants"].get(m.title, 0) + 1
+            for t in m.tests:
+                e["targets"][t.target] = None
+                e["tests"][(t.target, t.name)] = None
+    rows = []
+    for e in entries.values():
+        count = len(e["students"])
+        variants = sorted(e["variants"].items(), key=lambda kv: (-kv[1], kv[0]))
+        rows.append({
+            "key": e["key"],
+            "target": e["target"],
+            "also": [t for t in e["targets"] if t != e["target"]],
+            "title": clean_text(variants[0][0], 600),
+            "variants": [clean_text(v, 300) for v, _ in variants[1:4]],
+            "more_variants": max(0, len(variants) - 4),
+            "count": count,
+            "lost": e["lost"] / count,
+            "tests": [{"target": t, "name": n} for t, n in e["tests"]],
+            "examples": e["students"][:EXAMPLES_PER_MISTAKE],
+            "others": e["students"][EXAMPLES_PER_MISTAKE:],
+        })
+    rows.sort(key=lambda r: (-r["count"], -r["lost"], r["target"], r["title"]["text"]))
+    return rows, per_student
+
+
 def class_view(found: Collection) -> dict[str, Any]:
     graded = found.graded
-    students = [_student_row(g, found.out_dir) for g in graded]
+    mistakes, mistakes_per_student = mistake_rows(graded)
+    students = [_student_row(g, found.out_dir, mistakes_per_student.get(g.folder, 0)) for g in graded]
     percents = [s["percent"] for s in students]
 
     # per test, keyed on (class, test name): test names repeat across classes
     per_test: dict[tuple[str, str], dict[str, Any]] = {}
     per_cat: dict[str, dict[str, Any]] = {}
-    mistakes: dict[tuple[str, str, str], dict[str, Any]] = {}
     for g in graded:
         lost_in: set[str] = set()
         for t in g.result.tests:
             row = per_test.setdefault(
                 (t.target, t.name),
-                {"target": t.target, "name": t.name, "category": t.category, **{o.value: 0 for o in Outcome}},
+                {"target": t.target, "name": t.name, "category": t.category, "reasons": {},
+                 **{o.value: 0 for o in Outcome}},
             )
             row[t.outcome.value] += 1
+            if t.outcome is Outcome.skipped and t.message:
+                row["reasons"][t.message] = None
             cat = per_cat.setdefault(
                 t.category, {"name": t.category, "score": 0.0, "max_score": 0.0, **{o.value: 0 for o in Outcome}}
             )
@@ -111,14 +200,6 @@ def class_view(found: Collection) -> dict[str, Any]:
             cat["max_score"] += t.max_score
             if t.outcome in (Outcome.failed, Outcome.error):
                 lost_in.add(t.category)
-            if t.outcome is Outcome.failed:
-                m = mistakes.setdefault(
-                    (t.target, t.name, t.hint or ""),
-                    {"target": t.target, "name": t.name, "hint": t.hint or "", "count": 0, "students": [],
-                     "example": clean_text(t.message, 600)},
-                )
-                m["count"] += 1
-                m["students"].append({"student": g.result.student, "href": report_href(g.folder)})
         for c in lost_in:
             per_cat[c]["students_failed"] = per_cat[c].get("students_failed", 0) + 1
 
@@ -129,10 +210,13 @@ def class_view(found: Collection) -> dict[str, Any]:
         row["pass_rate"] = percent(row["passed"], ran) if ran else None
         return row
 
+    all_tests = [rates(r) for r in per_test.values()]
     tests = sorted(
-        (rates(r) for r in per_test.values()),
-        key=lambda r: (-r["not_passed"], r["pass_rate"] if r["pass_rate"] is not None else 101, r["target"], r["name"]),
+        (r for r in all_tests if r["ran"]),
+        key=lambda r: (-r["not_passed"], r["pass_rate"], r["target"], r["name"]),
     )
+    not_run = sorted((r for r in all_tests if not r["ran"]), key=lambda r: (r["target"], r["name"]))
+    not_run_reasons = list(dict.fromkeys(reason for r in not_run for reason in r["reasons"]))
     order = {c: i for i, c in enumerate(CATEGORIES)}
     categories = sorted(
         (
@@ -142,24 +226,21 @@ def class_view(found: Collection) -> dict[str, Any]:
         ),
         key=lambda c: (-c["students_failed"], order.get(c["name"], 99), c["name"]),
     )
-    common = sorted(mistakes.values(), key=lambda m: (-m["count"], m["target"], m["name"], m["hint"]))
-    for m in common:
-        m["more"] = max(0, len(m["students"]) - NAMES_PER_MISTAKE)
-        m["students"] = m["students"][:NAMES_PER_MISTAKE]
-        m["hint"] = clean_text(m["hint"], 600)
+    categories = [c for c in categories if c["ran"]]
 
-    flagged = [
-        {
-            "student": g.result.student,
+    ungradable, flagged = [], []
+    for g in graded:
+        r = g.result
+        if not (r.problems or r.flags):
+            continue
+        row = {
+            "student": r.student,
             "href": report_href(g.folder),
-            "problems": [
-                {"kind": p.kind, "file": p.file, "message": clean_text(p.message, 600)} for p in g.result.problems
-            ],
-            "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail, 600)} for f in g.result.flags],
+            "percent": percent(r.score, r.max_score),
+            "problems": [{"kind": p.kind, "file": p.file, "message": clean_text(p.message, 300)} for p in r.problems],
+            "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail, 300)} for f in r.flags],
         }
-        for g in graded
-        if g.result.problems or g.result.flags
-    ]
+        (ungradable if r.problems else flagged).append(row)
 
     stats = None
     if percents:
@@ -170,6 +251,7 @@ def class_view(found: Collection) -> dict[str, Any]:
             "min": min(percents),
             "max": max(percents),
             "full": sum(p >= 100 - 1e-9 for p in percents),
+            "below_half": sum(p < 50 - 1e-9 for p in percents),
         }
     versions = sorted({g.result.grader_version for g in graded})
     return {
@@ -177,11 +259,17 @@ def class_view(found: Collection) -> dict[str, Any]:
         "students": students,
         "stats": stats,
         "histogram": histogram(percents) if percents else None,
+        "classes": class_rows(graded),
         "tests": tests,
+        "not_run": not_run,
+        "not_run_reasons": not_run_reasons,
         "categories": categories,
-        "mistakes": common[:MISTAKES_SHOWN],
-        "mistakes_total": len(common),
-        "flagged": flagged,
+        "mistakes": mistakes[:MISTAKES_SHOWN],
+        "rare_mistakes": mistakes[MISTAKES_SHOWN:],
+        "mistakes_total": len(mistakes),
+        "flagged": ungradable + flagged,
+        "ungradable": ungradable,
+        "only_flagged": flagged,
         "unreadable": [{"folder": u.folder, "reason": u.reason} for u in found.unreadable],
         "grader_version": ", ".join(versions) or "unknown",
         "isolation": sorted({g.result.isolation for g in graded}),

@@ -1,0 +1,58 @@
+"""One student's failed tests grouped into mistakes: the unit the class report counts.
+
+A failure's mistake is, in order of preference, the root cause its test named
+(``TestResult.cause``), else its likely cause (the hint) with the details that
+vary between students (numbers, quoted values) taken out, else its test's class
+and message likewise normalised. So one mistake that fails many tests is one
+mistake, and "padding=0" and "padding=1" where 2 is needed are the same one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from grader.results import Outcome, SubmissionResult, TestResult
+
+# numbers (with thousands separators, signs, decimals), except in a kernel size like 5x5 or a name like conv2
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?(?![\dx])(?!\w)")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Text with what varies between students (numbers, quoted values, spacing, case) made uniform."""
+    text = _QUOTED.sub("'…'", text)
+    text = _NUMBER.sub("#", text)
+    return _SPACE.sub(" ", text).strip().rstrip(".").lower()
+
+
+def mistake_key(test: TestResult) -> str:
+    """What makes two failures the same mistake."""
+    if test.cause:
+        return f"cause:{test.cause}"
+    if test.hint:
+        return f"hint:{normalise(test.hint)}"
+    return f"test:{test.target}:{normalise(test.message)}"
+
+
+@dataclass(frozen=True)
+class FoundMistake:
+    key: str
+    target: str  # the class of the first test it failed
+    title: str  # the likely cause as the first failure states it, else that failure's message
+    tests: tuple[TestResult, ...]  # every failed test it explains
+
+    @property
+    def points_lost(self) -> float:
+        return sum(t.max_score - t.score for t in self.tests)
+
+
+def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
+    """The submission's mistakes, each once, in the order of the tests that first show them."""
+    groups: dict[str, list[TestResult]] = {}
+    for t in result.tests:
+        if t.outcome is Outcome.failed:
+            groups.setdefault(mistake_key(t), []).append(t)
+    return [FoundMistake(key, tests[0].target, tests[0].hint or tests[0].message, tuple(tests))
+            for key, tests in groups.items()]

@@ -1,0 +1,63 @@
+"""Failed tests grouped into mistakes, the unit the class report counts."""
+
+from __future__ import annotations
+
+from resultfactory import make_result
+
+from grader.report.grouping import mistake_key, mistakes_of, normalise
+from grader.results import Outcome
+from grader.results import TestResult as Result
+
+
+def failed(target: str, name: str, *, hint: str | None = None, message: str = "differs", cause: str | None = None,
+           outcome: Outcome = Outcome.failed, points: float = 1.0) -> Result:
+    return Result(name=name, nodeid=f"test_x.py::{name}", target=target, category="structure", score=0.0,
+                      max_score=points, outcome=outcome, message=message, hint=hint, cause=cause)
+
+
+def test_numbers_and_quoted_values_do_not_split_a_mistake():
+    a = "the 5x5 branch has padding=1: it needs padding=2 (+1,024 parameters)"
+    b = "the 5x5 branch has padding=0: it needs padding=2 (-3.5 parameters)"
+    assert normalise(a) == normalise(b)
+    assert normalise("attribute 'conv1' is a plain tensor") == normalise('attribute "weight" is a plain tensor')
+    assert normalise("Stride  2 on\nconv2.") == "stride # on conv2"
+
+
+def test_kernel_sizes_and_layer_names_still_tell_mistakes_apart():
+    assert normalise("the 5x5 branch has padding=1") != normalise("the 3x3 branch has padding=1")
+    assert normalise("stride on conv1") != normalise("stride on conv2")
+
+
+def test_the_named_cause_wins_over_the_wording():
+    a = failed("ResidualBlock", "a", hint="ReLU before the addition", cause="ResidualBlock.relu_before_add")
+    b = failed("ResNet", "b", hint="the output differs", cause="ResidualBlock.relu_before_add")
+    c = failed("ResidualBlock", "c", hint="ReLU before the addition")
+    assert mistake_key(a) == mistake_key(b) != mistake_key(c)
+
+
+def test_without_a_hint_the_class_and_message_decide():
+    a = failed("VGGBlock", "a", message="VGGBlock(3, 64) output differs by 0.52")
+    b = failed("VGGBlock", "b", message="VGGBlock(3, 64) output differs by 1.7")
+    c = failed("SimplifiedVGG", "c", message="VGGBlock(3, 64) output differs by 0.52")
+    assert mistake_key(a) == mistake_key(b) != mistake_key(c)
+
+
+def test_one_mistake_failing_many_tests_is_one_mistake_holding_them_all():
+    result = make_result("x", p_pass=1.0, broken_files=(), flags=False)
+    hint = "the 5x5 branch has padding={}: it needs 2"
+    result.tests = [
+        failed("InceptionModule", "output shape", hint=hint.format(1), points=1.0),
+        failed("InceptionModule", "parameter count", hint=hint.format(1), points=1.5),
+        failed("SimplifiedInception", "output shape", hint=hint.format(0), points=2.0),
+        failed("InceptionModule", "concatenates on channels", hint="torch.cat on dim=0"),
+        failed("InceptionModule", "imports", hint=hint.format(1), outcome=Outcome.error),  # not a mistake: an error
+        failed("InceptionModule", "on CUDA", hint=hint.format(1), outcome=Outcome.skipped),
+    ]
+    found = mistakes_of(result)
+    assert len(found) == 2
+    padding, cat = found
+    assert padding.target == "InceptionModule" and padding.title == hint.format(1)
+    assert [t.name for t in padding.tests] == ["output shape", "parameter count", "output shape"]
+    assert padding.points_lost == 4.5
+    assert [t.name for t in cat.tests] == ["concatenates on channels"]
+    assert mistakes_of(make_result("y", p_pass=1.0, broken_files=(), flags=False)) == []
