@@ -351,3 +351,61 @@ def test_demo_reports_are_short_and_nothing_is_cut_on_a_phone(session, graded_de
         assert console_errors(driver) == []
     set_viewport(driver, *DESKTOP)
     assert heights["bob"] <= BOB_PAGE_BEFORE_PX / 4, heights
+
+
+# ---------------------------------------------------------------- a class of 200, composed from the corpus
+
+RENDER_LIMIT_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def class_of_200(tmp_path_factory) -> Path:
+    from syntheticclass import make_class as compose_class
+
+    out = tmp_path_factory.mktemp("class-of-200")
+    for r in compose_class(200):
+        save(r, out / r.student)
+    assert cli.main(["report", str(out)]) == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    return out
+
+
+def test_class_of_200_renders_fast_and_reads_top_down(session, class_of_200):
+    driver = need(session)
+    from selenium.webdriver.common.by import By
+
+    open_page(driver, class_of_200 / "class-report.html")
+    loaded_ms = driver.execute_script("return performance.getEntriesByType('navigation')[0].loadEventEnd")
+    assert 0 < loaded_ms < RENDER_LIMIT_S * 1000, f"the class report took {loaded_ms / 1000:.1f} s to load"
+    assert console_errors(driver) == []
+
+    # what needs attention comes first, then the per-class table; every section is linked from the top
+    sections = driver.execute_script("return [...document.querySelectorAll('main > section h2')].map(h => h.id)")
+    assert sections[:3] == ["attention", "classes", "mistakes"] and "students" in sections
+    contents = {a.get_attribute("hash") for a in driver.find_elements(By.CSS_SELECTOR, "nav .contents a")}
+    assert {"#attention", "#classes", "#mistakes", "#students", "#tests"} <= contents
+    rows = driver.find_elements(By.CSS_SELECTOR, "#class-table tbody tr")
+    assert 20 <= len(rows) <= 30  # one per class or function, not one per test
+    assert driver.find_element(By.ID, "per-test").get_attribute("open") is None  # the per-test table starts closed
+    assert all("not run" not in r.text for r in rows)
+    screenshot(driver, "class-report-200-desktop.png")
+
+    driver.find_element(By.CSS_SELECTOR, "nav .contents a[href='#students']").click()
+    assert driver.execute_script(
+        "const r = document.getElementById('students').getBoundingClientRect(); return r.top >= 0 && r.top < 200")
+    link = driver.find_element(By.CSS_SELECTOR, "#mistakes ~ ol .mistake a[href$='/report.html']")
+    name = link.text
+    link.click()
+    assert driver.current_url.endswith("/report.html")
+    assert driver.find_element(By.TAG_NAME, "h1").text == name
+    assert console_errors(driver) == []
+
+
+def test_class_of_200_on_a_phone(session, class_of_200):
+    driver = need(session)
+    open_page(driver, class_of_200 / "class-report.html")
+    set_viewport(driver, *PHONE, mobile=True)
+    driver.refresh()
+    assert no_horizontal_scroll(driver), "the page scrolls sideways at 390 px"
+    screenshot(driver, "class-report-200-phone.png")
+    set_viewport(driver, *DESKTOP)

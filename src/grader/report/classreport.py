@@ -148,9 +148,9 @@ def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, 
             e["students"].append({"student": g.result.student, "href": report_href(g.folder)})
             e["lost"] += m.points_lost
             e["variants"][m.title] = e["variants"].get(m.title, 0) + 1
-            for t in m.tests:
-                e["targets"][t.target] = None
-                e["tests"][(t.target, t.name)] = None
+            for target, name in m.tests:
+                e["targets"][target] = None
+                e["tests"][(target, name)] = None
     rows = []
     for e in entries.values():
         count = len(e["students"])

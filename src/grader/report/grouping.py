@@ -41,11 +41,8 @@ class FoundMistake:
     key: str
     target: str  # the class of the first test it failed
     title: str  # the likely cause as the first failure states it, else that failure's message
-    tests: tuple[TestResult, ...]  # every failed test it explains
-
-    @property
-    def points_lost(self) -> float:
-        return sum(t.max_score - t.score for t in self.tests)
+    tests: tuple[tuple[str, str], ...]  # (class, test name) of every failed test it explains
+    points_lost: float
 
 
 def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
@@ -54,5 +51,6 @@ def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
     for t in result.tests:
         if t.outcome is Outcome.failed:
             groups.setdefault(mistake_key(t), []).append(t)
-    return [FoundMistake(key, tests[0].target, tests[0].hint or tests[0].message, tuple(tests))
+    return [FoundMistake(key, tests[0].target, tests[0].hint or tests[0].message,
+                         tuple((t.target, t.name) for t in tests), sum(t.max_score - t.score for t in tests))
             for key, tests in groups.items()]
