@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,30 @@ def test_command_bad_dir_is_a_one_line_usage_error(tmp_path, capsys, case):
     assert cli.main(["report", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("grader report: error:") and "\n" not in err
+
+
+@pytest.mark.slow
+def test_two_copies_of_bob_one_with_another_padding_are_his_mistakes_each_counted_twice(tmp_path):
+    """Graded for real: bob, and bob with padding=0 where he wrote padding=1 in the 5x5 branch."""
+    from grader.engine import GradingSession
+    from grader.report.grouping import mistakes_of
+    from grader.spec import find_spec
+
+    bob = Path(__file__).resolve().parents[1] / "submissions" / "bob"
+    variant = tmp_path / "bob-padding-0"
+    shutil.copytree(bob, variant)
+    source = (variant / "inception.py").read_text(encoding="utf-8")
+    wrong = "nn.Conv2d(ch5x5_reduce, ch5x5, 5, padding=1)"
+    assert wrong in source
+    (variant / "inception.py").write_text(source.replace(wrong, wrong.replace("padding=1", "padding=0")), encoding="utf-8")
+    with GradingSession(find_spec("day09")) as session:
+        for folder in (bob, variant):
+            save(session.grade(folder), tmp_path / "out" / folder.name)
+
+    found = collect(tmp_path / "out")
+    view = class_view(found)
+    own = mistakes_of(found.graded[0].result)
+    assert len(own) >= 3 and sum(len(m.tests) for m in own) > len(own)  # several mistakes, some failing many tests
+    assert [m["count"] for m in view["mistakes"] + view["rare_mistakes"]] == [2] * len(own)
+    padding = [m for m in view["mistakes"] if m["target"] == "InceptionModule"]
+    assert len(padding) == 1 and [s["student"] for s in padding[0]["examples"]] == ["bob", "bob-padding-0"]

@@ -1,0 +1,119 @@
+"""Grade the suite's corpus once and write the compact results a synthetic class is composed from.
+
+Run: .venv/bin/python bench/corpus_results.py [--out PATH]
+
+It grades the reference (every test) and each case of `tests/corpus/` the way
+`grader audit` does (the reference's files with the case's file written over
+them, only the tests of the classes that file defines), on the CPU even where a
+GPU is usable, so the GPU checks are "not run" as on a laptop. It writes
+`tests/fixtures/corpus-results.json`:
+
+- `reference`: every test as the reference scores it;
+- `skeleton`: the tests whose result differs when the untouched skeleton is
+  graded (a student who left a file unfinished);
+- `cases`: per case, its file and only the tests whose result differs from the
+  reference's (a right case usually has none), with its problems and flags.
+
+`tests/syntheticclass.py` builds a class of any size from it without grading
+anything. The slow test `tests/test_syntheticclass.py::test_fixture_is_up_to_date`
+grades the corpus again and compares; when the hidden suite or the corpus
+changes, run this script and commit the new file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "corpus-results.json"
+CORPUS = ROOT / "tests" / "corpus"
+ASSIGNMENT = "day09"
+
+# What a composed student's grading.json needs of each test; output, timings and probe data are left out.
+KEPT_FIELDS = {"name", "nodeid", "target", "category", "score", "max_score", "outcome", "message",
+               "expected", "found", "hint", "cause", "visibility"}
+
+
+def compact(test: Any) -> dict[str, Any]:
+    return test.model_dump(mode="json", include=KEPT_FIELDS)
+
+
+def case_entry(graded: Any, expected: dict[tuple[str, str], dict[str, Any]], kind: str, file: str,
+               description: str) -> dict[str, Any]:
+    """A graded case as the tests whose result differs from the reference's, with its problems and flags."""
+    return {
+        "kind": kind,
+        "file": file,
+        "description": description,
+        "differs": [compact(t) for t in graded.tests if compact(t) != expected.get((t.target, t.nodeid))],
+        "problems": [p.model_dump(mode="json") for p in graded.problems],
+        "flags": [f.model_dump(mode="json") for f in graded.flags],
+    }
+
+
+def grade_corpus(progress: IO[str] | None = None) -> dict[str, Any]:
+    """The reference's results and each case's differences from them, as plain data."""
+    from grader.audit import build_submission, graded_targets, load_corpus
+    from grader.engine import GradingSession
+    from grader.spec import find_spec
+
+    spec = find_spec(ASSIGNMENT)
+    cases = load_corpus(spec, CORPUS)
+    out: dict[str, Any] = {"assignment": spec.id, "files": {t.name: t.file for t in spec.targets}}
+    with GradingSession(spec, gpu=False) as session:
+        started = time.monotonic()
+        reference = session.grade(Path(spec.reference), student="reference")
+        if progress:
+            print(f"reference: {reference.score:g}/{reference.max_score:g} in {time.monotonic() - started:.1f} s",
+                  file=progress, flush=True)
+        # a test is known by its class and test function: two suite files may hold functions of one name
+        expected = {(t.target, t.nodeid): compact(t) for t in reference.tests}
+        out["max_score"] = reference.max_score
+        out["reference"] = [compact(t) for t in reference.tests]
+        out["skeleton"] = case_entry(session.grade(Path(spec.skeleton), student="skeleton"), expected, "skeleton", "",
+                                     "the untouched skeleton: every class still raises NotImplementedError")
+        out["cases"] = {}
+        for n, case in enumerate(cases, 1):
+            if case.needs == "cuda":
+                continue  # its mistake shows only on a GPU; a CPU class never sees it
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix="corpus-results-") as tmp:
+                folder = build_submission(spec, case, Path(tmp) / case.name)
+                graded = session.grade(folder, student=case.label, targets=set(graded_targets(spec, case)))
+            entry = out["cases"][case.label] = case_entry(graded, expected, case.kind, case.files[0], case.description)
+            if progress:
+                print(f"[{n}/{len(cases)}] {case.label}: {len(entry['differs'])} test(s) differ "
+                      f"({time.monotonic() - started:.1f} s)", file=progress, flush=True)
+    return out
+
+
+def write(data: dict[str, Any], path: Path = FIXTURE) -> None:
+    from grader.results import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=FIXTURE, help=f"where to write (default {FIXTURE.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    data = grade_corpus(progress=sys.stderr)
+    write(data, args.out)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+    print(f"{len(data['cases'])} cases graded in {time.monotonic() - started:.0f} s; "
+          f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
