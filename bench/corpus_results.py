@@ -37,13 +37,19 @@ FIXTURE = ROOT / "tests" / "fixtures" / "corpus-results.json"
 CORPUS = ROOT / "tests" / "corpus"
 ASSIGNMENT = "day09"
 
-# What a composed student's grading.json needs of each test; output, timings and probe data are left out.
+# What a composed student's grading.json needs of each test; output, timings and probe data are left out,
+# and so is the test's mistake: the composed student's mistakes are diagnosed again from its tests.
 KEPT_FIELDS = {"name", "nodeid", "target", "category", "score", "max_score", "outcome", "message",
-               "expected", "found", "hint", "cause", "visibility"}
+               "expected", "found", "hint", "cause", "fix", "visibility"}
+KEPT_DATA = {"error_kind"}  # what grouping failures into mistakes reads
 
 
 def compact(test: Any) -> dict[str, Any]:
-    return test.model_dump(mode="json", include=KEPT_FIELDS)
+    out = test.model_dump(mode="json", include=KEPT_FIELDS)
+    data = {k: v for k, v in test.data.items() if k in KEPT_DATA}
+    if data:
+        out["data"] = data
+    return out
 
 
 def case_entry(graded: Any, expected: dict[tuple[str, str], dict[str, Any]], kind: str, file: str,

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from grader.mistakes import diagnose
 from grader.results import Flag, Outcome, Problem, SubmissionResult, TestResult
+from grader.spec import AssignmentSpec, find_spec
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "corpus-results.json"
 SKELETON = "skeleton"  # the choice of the skeleton's file: left unfinished
@@ -54,6 +56,11 @@ class CorpusResults(BaseModel):
     reference: list[TestResult]
     skeleton: CaseResults  # the untouched skeleton: a file left unfinished
     cases: dict[str, CaseResults]
+
+
+@lru_cache(maxsize=2)
+def spec_of(assignment: str) -> AssignmentSpec:
+    return find_spec(assignment)
 
 
 @lru_cache(maxsize=2)
@@ -92,15 +99,15 @@ def _case_weights(cases: list[str], rng: random.Random) -> list[float]:
     return weights
 
 
-def _broken(test: TestResult, file: str, message: str) -> TestResult:
-    return test.model_copy(update={"outcome": Outcome.error, "score": 0.0, "message": message,
-                                   "expected": None, "found": None, "hint": None, "cause": None})
+def _broken(test: TestResult, kind: str, message: str) -> TestResult:
+    return test.model_copy(update={"outcome": Outcome.error, "score": 0.0, "message": message, "expected": None,
+                                   "found": None, "hint": None, "cause": None, "data": {"error_kind": kind}})
 
 
 def compose(student: str, choice: dict[str, str | None], data: CorpusResults, *,
             broken: dict[str, str] | None = None, flags: list[Flag] | None = None) -> SubmissionResult:
     """One student: per file, the named case's results (None: the reference's, ``SKELETON``: the skeleton's);
-    ``broken`` files do not import."""
+    ``broken`` files are missing or do not import. Its mistakes are diagnosed from its tests as grading does."""
     broken = broken or {}
     tests = {(t.target, t.nodeid): t for t in data.reference}
     problems: list[Problem] = []
@@ -126,12 +133,13 @@ def compose(student: str, choice: dict[str, str | None], data: CorpusResults, *,
                                            "                        ^\nSyntaxError: expected ':'"))
         for key, t in tests.items():
             if data.files.get(t.target) == file and t.outcome is not Outcome.skipped:
-                tests[key] = _broken(t, file, message)
-    ordered = [tests[(t.target, t.nodeid)] for t in data.reference]
+                tests[key] = _broken(t, kind, message)
+    ordered, mistakes = diagnose(spec_of(data.assignment), [tests[(t.target, t.nodeid)] for t in data.reference],
+                                 problems)
     return SubmissionResult(
         student=student, assignment=data.assignment,
         score=round(sum(t.score for t in ordered), 4), max_score=data.max_score,
-        execution_time=0.0, tests=ordered, problems=problems, flags=all_flags,
+        execution_time=0.0, tests=ordered, problems=problems, mistakes=mistakes, flags=all_flags,
         isolation="bwrap (synthetic class composed from the corpus's results)", grader_version="synthetic",
         graded_at="2026-05-04T10:15:00+00:00",
     )

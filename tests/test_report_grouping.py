@@ -5,7 +5,7 @@ from __future__ import annotations
 from resultfactory import make_result
 
 from grader.report.grouping import mistake_key, mistakes_of, normalise
-from grader.results import Outcome
+from grader.results import MistakeEntry, Outcome
 from grader.results import TestResult as Result
 
 
@@ -62,3 +62,23 @@ def test_one_mistake_failing_many_tests_is_one_mistake_holding_them_all():
     assert padding.points_lost == 4.5
     assert cat.tests == (("InceptionModule", "concatenates on channels"),) and cat.points_lost == 1.0
     assert mistakes_of(make_result("y", p_pass=1.0, broken_files=(), flags=False)) == []
+
+
+def test_mistakes_diagnosed_at_grading_are_used_as_they_are():
+    result = make_result("x", p_pass=1.0, broken_files=(), flags=False)
+    first = failed("InceptionModule", "output shape", hint="padding=1 in the 5x5 branch", points=1.0)
+    second = failed("SimplifiedInception", "output shape", hint="the output differs", points=2.0)
+    result.tests = [first.model_copy(update={"mistake": "InceptionModule.padding"}),
+                    second.model_copy(update={"mistake": "InceptionModule.padding"}),
+                    failed("InceptionModule", "stub", outcome=Outcome.error).model_copy(update={"mistake": "stub"})]
+    result.mistakes = [
+        MistakeEntry(key="InceptionModule.padding", kind="behaviour", target="InceptionModule", summary="shape differs",
+                     hint="the 5x5 branch needs padding=2", tests=["output shape", "output shape"], points_lost=3.0),
+        MistakeEntry(key="stub", kind="not_implemented", target="InceptionModule", summary="not implemented yet",
+                     tests=["stub"], points_lost=1.0),
+    ]
+    padding, stub = mistakes_of(result)
+    assert (padding.key, padding.kind, padding.target) == ("InceptionModule.padding", "behaviour", "InceptionModule")
+    assert padding.title == "the 5x5 branch needs padding=2" and padding.points_lost == 3.0
+    assert padding.tests == (("InceptionModule", "output shape"), ("SimplifiedInception", "output shape"))
+    assert (stub.kind, stub.title, stub.tests) == ("not_implemented", "not implemented yet", (("InceptionModule", "stub"),))

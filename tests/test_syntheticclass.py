@@ -105,6 +105,9 @@ def test_a_class_of_200_is_readable():
     keys = Counter(m["key"] for m in view["mistakes"] + view["rare_mistakes"])
     assert max(keys.values()) == 1  # every mistake has one entry
     assert view["flagged"][: len(view["ungradable"])] == view["ungradable"]
+    # a file that does not import is under "Needs attention", an untouched stub under "Left unfinished"
+    assert all(m["kind"] not in ("import", "missing", "not_implemented") for m in view["mistakes"] + view["rare_mistakes"])
+    assert view["unfinished"] and all(m["kind"] == "not_implemented" for m in view["unfinished"])
 
 
 @pytest.mark.slow

@@ -23,6 +23,9 @@ from grader.results import CATEGORIES, Outcome, write_atomic
 CLASS_REPORT_FILE = "class-report.html"
 MISTAKES_SHOWN = 15  # in full; the rest in a collapsed list below them
 EXAMPLES_PER_MISTAKE = 5  # students linked at once; the others behind "and N more"
+NOT_GRADED_KINDS = {"import", "missing"}  # listed under "Needs attention", not as mistakes
+UNFINISHED_KIND = "not_implemented"  # listed apart: not a misconception to re-teach
+KIND_LABELS = {"limit": "hit a limit", "error": "raised an error"}
 
 
 def report_href(folder: str) -> str:
@@ -135,15 +138,18 @@ def class_rows(graded: list[Graded]) -> list[dict[str, Any]]:
 def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Each mistake once, with every student who made it (once each), most students first.
 
-    Also returns how many distinct mistakes each student folder has.
+    A file that is missing or does not import is not a row: those students are under
+    "Needs attention". Also returns how many mistakes each student folder has, unfinished
+    classes left out.
     """
     entries: dict[str, dict[str, Any]] = {}
     per_student: dict[str, int] = {}
     for g in graded:
-        found = mistakes_of(g.result)
-        per_student[g.folder] = len(found)
+        found = [m for m in mistakes_of(g.result) if m.kind not in NOT_GRADED_KINDS]
+        per_student[g.folder] = sum(1 for m in found if m.kind != UNFINISHED_KIND)
         for m in found:
-            e = entries.setdefault(m.key, {"key": m.key, "target": m.target, "title": m.title, "targets": {},
+            e = entries.setdefault(m.key, {"key": m.key, "kind": m.kind, "target": m.target, "title": m.title,
+                                            "targets": {},
                                             "tests": {}, "variants": {}, "students": [], "lost": 0.0})
             e["students"].append({"student": g.result.student, "href": report_href(g.folder)})
             e["lost"] += m.points_lost
@@ -157,6 +163,8 @@ def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, 
         variants = sorted(e["variants"].items(), key=lambda kv: (-kv[1], kv[0]))
         rows.append({
             "key": e["key"],
+            "kind": e["kind"],
+            "kind_label": KIND_LABELS.get(e["kind"], ""),
             "target": e["target"],
             "also": [t for t in e["targets"] if t != e["target"]],
             "title": clean_text(variants[0][0], 600),
@@ -174,7 +182,9 @@ def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, 
 
 def class_view(found: Collection) -> dict[str, Any]:
     graded = found.graded
-    mistakes, mistakes_per_student = mistake_rows(graded)
+    all_mistakes, mistakes_per_student = mistake_rows(graded)
+    mistakes = [m for m in all_mistakes if m["kind"] != UNFINISHED_KIND]
+    unfinished = [m for m in all_mistakes if m["kind"] == UNFINISHED_KIND]
     students = [_student_row(g, found.out_dir, mistakes_per_student.get(g.folder, 0)) for g in graded]
     percents = [s["percent"] for s in students]
 
@@ -267,6 +277,7 @@ def class_view(found: Collection) -> dict[str, Any]:
         "mistakes": mistakes[:MISTAKES_SHOWN],
         "rare_mistakes": mistakes[MISTAKES_SHOWN:],
         "mistakes_total": len(mistakes),
+        "unfinished": unfinished,
         "flagged": ungradable + flagged,
         "ungradable": ungradable,
         "only_flagged": flagged,

@@ -1,10 +1,13 @@
-"""One student's failed tests grouped into mistakes: the unit the class report counts.
+"""One student's mistakes: the unit the class report counts.
 
-A failure's mistake is, in order of preference, the root cause its test named
-(``TestResult.cause``), else its likely cause (the hint) with the details that
-vary between students (numbers, quoted values) taken out, else its test's class
-and message likewise normalised. So one mistake that fails many tests is one
-mistake, and "padding=0" and "padding=1" where 2 is needed are the same one.
+A result carries its mistakes (``SubmissionResult.mistakes``, diagnosed when it
+was graded); those are used as they are. A result written before grading
+diagnosed mistakes has none, and its failed tests are grouped here: by the root
+cause the test named (``TestResult.cause``), else by its likely cause (the hint)
+with the details that vary between students (numbers, quoted values) taken out,
+else by its class and message likewise normalised. Either way one mistake that
+fails many tests is one mistake, and "padding=0" and "padding=1" where 2 is
+needed are the same one.
 """
 
 from __future__ import annotations
@@ -38,19 +41,32 @@ def mistake_key(test: TestResult) -> str:
 
 @dataclass(frozen=True)
 class FoundMistake:
-    key: str
-    target: str  # the class of the first test it failed
-    title: str  # the likely cause as the first failure states it, else that failure's message
-    tests: tuple[tuple[str, str], ...]  # (class, test name) of every failed test it explains
+    key: str  # the same in every student who made it
+    kind: str  # as MistakeEntry.kind: "behaviour", "not_implemented", "import", "missing", "limit", "error"
+    target: str  # the class it is charged to
+    title: str  # its likely cause, else what failed
+    tests: tuple[tuple[str, str], ...]  # (class, test name) of every test it failed
     points_lost: float
 
 
 def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
-    """The submission's mistakes, each once, in the order of the tests that first show them."""
+    """The submission's mistakes, each once."""
+    if result.mistakes:
+        failed: dict[str, list[tuple[str, str]]] = {}
+        for t in result.tests:
+            if t.mistake:
+                failed.setdefault(t.mistake, []).append((t.target, t.name))
+        return [FoundMistake(m.key, m.kind, m.target, m.hint or m.summary, tuple(failed.get(m.key, ())), m.points_lost)
+                for m in result.mistakes]
+    return grouped_failures(result)
+
+
+def grouped_failures(result: SubmissionResult) -> list[FoundMistake]:
+    """Failed tests grouped by ``mistake_key``, in the order of the tests that first show them."""
     groups: dict[str, list[TestResult]] = {}
     for t in result.tests:
         if t.outcome is Outcome.failed:
             groups.setdefault(mistake_key(t), []).append(t)
-    return [FoundMistake(key, tests[0].target, tests[0].hint or tests[0].message,
+    return [FoundMistake(key, "behaviour", tests[0].target, tests[0].hint or tests[0].message,
                          tuple((t.target, t.name) for t in tests), sum(t.max_score - t.score for t in tests))
             for key, tests in groups.items()]
