@@ -2,10 +2,11 @@
 
 Run: .venv/bin/python bench/corpus_results.py [--out PATH]
 
-It grades the reference (every test) and each case of `tests/corpus/` the way
-`grader audit` does (the reference's files with the case's file written over
-them, only the tests of the classes that file defines), on the CPU even where a
-GPU is usable, so the GPU checks are "not run" as on a laptop. It writes
+It grades the reference (every test), the skeleton, and each case of
+`tests/corpus/` with `grader audit`'s own function (the reference's files with
+the case's file written over them, only the tests of the classes that file
+defines), on the CPU even where a GPU is usable, so the GPU checks are "not
+run" as on a laptop. It writes
 `tests/fixtures/corpus-results.json`:
 
 - `reference`: every test as the reference scores it;
@@ -16,8 +17,8 @@ GPU is usable, so the GPU checks are "not run" as on a laptop. It writes
 
 `tests/syntheticclass.py` builds a class of any size from it without grading
 anything. The slow test `tests/test_syntheticclass.py::test_fixture_is_up_to_date`
-grades the corpus again and compares; when the hidden suite or the corpus
-changes, run this script and commit the new file.
+compares it with the corpus as the slow tests grade it (once per session); when
+the hidden suite or the corpus changes, run this script and commit the new file.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from grader.results import Outcome  # noqa: E402
+
 FIXTURE = ROOT / "tests" / "fixtures" / "corpus-results.json"
 CORPUS = ROOT / "tests" / "corpus"
 ASSIGNMENT = "day09"
@@ -59,45 +62,49 @@ def case_entry(graded: Any, expected: dict[tuple[str, str], dict[str, Any]], kin
         "kind": kind,
         "file": file,
         "description": description,
-        "differs": [compact(t) for t in graded.tests if compact(t) != expected.get((t.target, t.nodeid))],
+        # tests the GPU ran (the audit on a GPU machine) are compared as "not run": the fixture is a CPU class
+        "differs": [compact(t) for t in graded.tests
+                    if t.outcome is not Outcome.skipped and compact(t) != expected.get((t.target, t.nodeid))
+                    and (t.target, t.nodeid) in expected],
         "problems": [p.model_dump(mode="json") for p in graded.problems],
         "flags": [f.model_dump(mode="json") for f in graded.flags],
     }
 
 
-def grade_corpus(progress: IO[str] | None = None) -> dict[str, Any]:
-    """The reference's results and each case's differences from them, as plain data."""
-    from grader.audit import build_submission, graded_targets, load_corpus
+def grade_corpus(progress: IO[str] | None = None, audit: Any = None) -> dict[str, Any]:
+    """The reference's results, the skeleton's and each case's differences from the reference, as plain data.
+
+    ``audit``: the corpus already graded by ``grader.audit.run_audit`` on this machine (the slow tests
+    share one); otherwise it is graded here, on the CPU.
+    """
+    from grader.audit import run_audit
     from grader.engine import GradingSession
     from grader.spec import find_spec
 
     spec = find_spec(ASSIGNMENT)
-    cases = load_corpus(spec, CORPUS)
     out: dict[str, Any] = {"assignment": spec.id, "files": {t.name: t.file for t in spec.targets}}
     with GradingSession(spec, gpu=False) as session:
         started = time.monotonic()
         reference = session.grade(Path(spec.reference), student="reference")
+        skeleton = session.grade(Path(spec.skeleton), student="skeleton")
         if progress:
-            print(f"reference: {reference.score:g}/{reference.max_score:g} in {time.monotonic() - started:.1f} s",
-                  file=progress, flush=True)
-        # a test is known by its class and test function: two suite files may hold functions of one name
-        expected = {(t.target, t.nodeid): compact(t) for t in reference.tests}
-        out["max_score"] = reference.max_score
-        out["reference"] = [compact(t) for t in reference.tests]
-        out["skeleton"] = case_entry(session.grade(Path(spec.skeleton), student="skeleton"), expected, "skeleton", "",
-                                     "the untouched skeleton: every class still raises NotImplementedError")
-        out["cases"] = {}
-        for n, case in enumerate(cases, 1):
-            if case.needs == "cuda":
-                continue  # its mistake shows only on a GPU; a CPU class never sees it
-            started = time.monotonic()
-            with tempfile.TemporaryDirectory(prefix="corpus-results-") as tmp:
-                folder = build_submission(spec, case, Path(tmp) / case.name)
-                graded = session.grade(folder, student=case.label, targets=set(graded_targets(spec, case)))
-            entry = out["cases"][case.label] = case_entry(graded, expected, case.kind, case.files[0], case.description)
-            if progress:
-                print(f"[{n}/{len(cases)}] {case.label}: {len(entry['differs'])} test(s) differ "
-                      f"({time.monotonic() - started:.1f} s)", file=progress, flush=True)
+            print(f"reference: {reference.score:g}/{reference.max_score:g}, skeleton: {skeleton.score:g} "
+                  f"({time.monotonic() - started:.1f} s)", file=progress, flush=True)
+        if audit is None:
+            audit = run_audit(spec, CORPUS, session=session, progress=progress)
+    # a test is known by its class and test function: two suite files may hold functions of one name
+    expected = {(t.target, t.nodeid): compact(t) for t in reference.tests if t.outcome is not Outcome.skipped}
+    out["max_score"] = reference.max_score
+    out["reference"] = [compact(t) for t in reference.tests]
+    out["skeleton"] = case_entry(skeleton, expected, "skeleton", "",
+                                 "the untouched skeleton: every class still raises NotImplementedError")
+    out["cases"] = {}
+    for r in audit.results:
+        if r.case.needs == "cuda":
+            continue  # its mistake shows only on a GPU; a class graded on the CPU never shows it
+        if r.graded is None:
+            raise RuntimeError(f"{r.case.label} could not be graded: {r.error}")
+        out["cases"][r.case.label] = case_entry(r.graded, expected, r.case.kind, r.case.files[0], r.case.description)
     return out
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from grader.results import MistakeEntry, Outcome
+from grader.results import MistakeEntry, Outcome, SubmissionResult
 from grader.spec import AssignmentSpec
 
 KINDS = ("wrong", "right")
@@ -82,6 +82,7 @@ class CaseResult:
     unavailable: str | None = None
     lost: float = 0.0   # points the tests that ran did not award (bonus included)
     mistakes: list[MistakeEntry] = field(default_factory=list)  # the graded result's mistakes, each once
+    graded: SubmissionResult | None = None  # the full result, for tools built on the audit
 
     @property
     def caught_by(self) -> list[FailedTest]:
@@ -285,6 +286,7 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
             result.seconds = time.monotonic() - started
             return result
     result.seconds = time.monotonic() - started
+    result.graded = graded
     result.score, result.max_score = graded.score, graded.max_score
     result.lost = round(sum(t.max_score - t.score for t in graded.tests), 6)
     result.mistakes = graded.mistakes
