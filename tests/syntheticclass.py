@@ -73,9 +73,9 @@ class Mix:
     """How a class is drawn: per file the share with a mistake or left unfinished; per student, how many
     are ungradable or flagged."""
 
-    wrong_file: float = 0.3
-    unfinished_file: float = 0.03
-    unfinished_bonus: float = 0.45  # a file whose tests are all bonus
+    wrong_file: float = 0.5
+    unfinished_file: float = 0.08
+    unfinished_bonus: float = 0.6  # a file whose tests are all bonus
     broken_file: float = 0.04
     empty: float = 0.01
     flagged: float = 0.04

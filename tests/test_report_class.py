@@ -66,8 +66,8 @@ def test_aggregation_numbers(out):
     block = classes["ResidualBlock"]  # b and c have partial credit on one test: not full marks, still below half
     assert (block["full"], block["below_half"]) == (1, 2) and block["mean"] == pytest.approx((12 + 1 + 1) / 3)
     assert classes["ModernCNN"]["bonus"] and not resnet["bonus"]
-    rates = [(c["pass_rate"], c["mean_percent"]) for c in view["classes"]]
-    assert rates == sorted(rates)  # weakest first
+    rates = [(c["bonus"], c["pass_rate"], c["mean_percent"]) for c in view["classes"]]
+    assert rates == sorted(rates) and view["classes"][-1]["target"] == "ModernCNN"  # weakest first, bonus last
 
     # mistakes: one entry per cause, counted once per student, however many tests it failed
     mistakes = {m["title"]["text"]: m for m in view["mistakes"]}

@@ -77,8 +77,36 @@ def test_mistakes_diagnosed_at_grading_are_used_as_they_are():
         MistakeEntry(key="stub", kind="not_implemented", target="InceptionModule", summary="not implemented yet",
                      tests=["stub"], points_lost=1.0),
     ]
+    result.mistakes[0].named = True  # the suite named the cause: its key is kept
     padding, stub = mistakes_of(result)
     assert (padding.key, padding.kind, padding.target) == ("InceptionModule.padding", "behaviour", "InceptionModule")
     assert padding.title == "the 5x5 branch needs padding=2" and padding.points_lost == 3.0
     assert padding.tests == (("InceptionModule", "output shape"), ("SimplifiedInception", "output shape"))
     assert (stub.kind, stub.title, stub.tests) == ("not_implemented", "not implemented yet", (("InceptionModule", "stub"),))
+
+
+def test_unnamed_mistakes_of_a_block_and_its_network_with_one_likely_cause_are_one():
+    result = make_result("x", p_pass=1.0, broken_files=(), flags=False)
+    hint = "A 5x5 convolution has padding={}; it needs padding=2. Layers that differ: {}."
+    result.tests = [failed("InceptionModule", "shape", hint=hint.format(1, "Conv2d 5x5")).model_copy(update={"mistake": "a"}),
+                    failed("SimplifiedInception", "shape", hint=hint.format(1, "MaxPool2d; Conv2d 5x5"),
+                           points=2.0).model_copy(update={"mistake": "b"}),
+                    failed("SimplifiedInception", "cat", hint="torch.cat on dim=0").model_copy(update={"mistake": "c"})]
+    result.mistakes = [
+        MistakeEntry(key="a", kind="behaviour", target="InceptionModule", file="inception.py", summary="x",
+                     hint=result.tests[0].hint, points_lost=1.0),
+        MistakeEntry(key="b", kind="behaviour", target="SimplifiedInception", file="inception.py", summary="y",
+                     hint=result.tests[1].hint, points_lost=2.0),
+        MistakeEntry(key="c", kind="behaviour", target="SimplifiedInception", file="inception.py", summary="z",
+                     hint="torch.cat on dim=0", points_lost=1.0),
+    ]
+    padding, cat = mistakes_of(result)
+    assert padding.target == "InceptionModule" and padding.points_lost == 3.0
+    assert padding.tests == (("InceptionModule", "shape"), ("SimplifiedInception", "shape"))
+    assert cat.tests == (("SimplifiedInception", "cat"),)
+    other = result.model_copy(deep=True)
+    other.mistakes[0].hint = other.mistakes[1].hint = hint.format(0, "Conv2d 5x5 8->16")
+    assert [m.key for m in mistakes_of(other)] == [padding.key, cat.key]  # another student, another padding
+    elsewhere = result.model_copy(deep=True)
+    elsewhere.mistakes[1].file = "mobilenet.py"  # one wording in two files: two mistakes
+    assert len(mistakes_of(elsewhere)) == 3

@@ -18,7 +18,7 @@ from grader.report.html import (
     outcome_counts,
     percent,
 )
-from grader.results import CATEGORIES, Outcome, write_atomic
+from grader.results import CATEGORIES, Outcome, SubmissionResult, write_atomic
 
 CLASS_REPORT_FILE = "class-report.html"
 MISTAKES_SHOWN = 15  # in full; the rest in a collapsed list below them
@@ -95,7 +95,7 @@ def class_rows(graded: list[Graded]) -> list[dict[str, Any]]:
     """Per class (exercise): mean points, pass rate (full marks on its tests that ran), students below half.
 
     A class none of whose tests ran (GPU checks on a machine without one) has no row.
-    Weakest first: lowest pass rate, then lowest mean.
+    Weakest first: lowest pass rate, then lowest mean; classes that are all bonus last.
     """
     order: dict[str, int] = {}
     per: dict[str, list[tuple[float, float, bool]]] = {}
@@ -132,7 +132,29 @@ def class_rows(graded: list[Graded]) -> list[dict[str, Any]]:
             "bonus": all(b for _, _, b in marks),
             "order": order[target],
         })
-    return sorted(rows, key=lambda r: (r["pass_rate"], r["mean_percent"], r["order"]))
+    return sorted(rows, key=lambda r: (r["bonus"], r["pass_rate"], r["mean_percent"], r["order"]))
+
+
+def problem_lines(result: SubmissionResult) -> list[dict[str, Any]]:
+    """What could not be graded, one line each; the missing files in one line."""
+    missing = [p.file or "" for p in result.problems if p.kind == "missing"]
+    lines = [{"kind": p.kind, "file": p.file, "message": clean_text(p.message, 300)}
+             for p in result.problems if p.kind != "missing"]
+    if missing:
+        lines.insert(0, {"kind": "missing", "file": ", ".join(missing), "message": clean_text("not handed in")})
+    return lines
+
+
+def unfinished_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Classes left unfinished by the same students, as one row naming them all."""
+    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in rows:
+        who = tuple(s["student"] for s in r["examples"] + r["others"])
+        if who in merged:
+            merged[who]["targets"].append(r["target"])
+        else:
+            merged[who] = dict(r, targets=[r["target"]])
+    return list(merged.values())
 
 
 def mistake_rows(graded: list[Graded]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -184,7 +206,7 @@ def class_view(found: Collection) -> dict[str, Any]:
     graded = found.graded
     all_mistakes, mistakes_per_student = mistake_rows(graded)
     mistakes = [m for m in all_mistakes if m["kind"] != UNFINISHED_KIND]
-    unfinished = [m for m in all_mistakes if m["kind"] == UNFINISHED_KIND]
+    unfinished = unfinished_rows([m for m in all_mistakes if m["kind"] == UNFINISHED_KIND])
     students = [_student_row(g, found.out_dir, mistakes_per_student.get(g.folder, 0)) for g in graded]
     percents = [s["percent"] for s in students]
 
@@ -247,7 +269,7 @@ def class_view(found: Collection) -> dict[str, Any]:
             "student": r.student,
             "href": report_href(g.folder),
             "percent": percent(r.score, r.max_score),
-            "problems": [{"kind": p.kind, "file": p.file, "message": clean_text(p.message, 300)} for p in r.problems],
+            "problems": problem_lines(r),
             "flags": [{"kind": f.kind, "test": f.test, "detail": clean_text(f.detail, 300)} for f in r.flags],
         }
         (ungradable if r.problems else flagged).append(row)

@@ -1,19 +1,21 @@
 """One student's mistakes: the unit the class report counts.
 
 A result carries its mistakes (``SubmissionResult.mistakes``, diagnosed when it
-was graded); those are used as they are. A result written before grading
-diagnosed mistakes has none, and its failed tests are grouped here: by the root
-cause the test named (``TestResult.cause``), else by its likely cause (the hint)
-with the details that vary between students (numbers, quoted values) taken out,
-else by its class and message likewise normalised. Either way one mistake that
-fails many tests is one mistake, and "padding=0" and "padding=1" where 2 is
-needed are the same one.
+was graded). One the suite named keeps its key; one it did not name was keyed
+by its class at grading, so a wrong block that fails the network's tests too
+has two entries with one likely cause: here they are one, keyed by the file and
+the first sentence of that likely cause with what varies between students
+(numbers, quoted values) taken out. A result written before grading diagnosed mistakes
+has none, and its failed tests are grouped the same way: by the cause the test
+named (``TestResult.cause``), else by its likely cause (the hint), else by its
+class and message. Either way one mistake that fails many tests is one
+mistake, and "padding=0" and "padding=1" where 2 is needed are the same one.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from grader.results import Outcome, SubmissionResult, TestResult
 
@@ -21,6 +23,13 @@ from grader.results import Outcome, SubmissionResult, TestResult
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?(?![\dx])(?!\w)")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
 _SPACE = re.compile(r"\s+")
+_FIRST_SENTENCE = re.compile(r"(.+?[.!?])\s+(?=[A-Z])", re.DOTALL)
+
+
+def headline(text: str) -> str:
+    """The first sentence: the diagnosis; what follows details it for one student's code."""
+    match = _FIRST_SENTENCE.match(text.strip())
+    return match.group(1) if match else text.strip()
 
 
 def normalise(text: str) -> str:
@@ -35,7 +44,7 @@ def mistake_key(test: TestResult) -> str:
     if test.cause:
         return f"cause:{test.cause}"
     if test.hint:
-        return f"hint:{normalise(test.hint)}"
+        return f"hint:{normalise(headline(test.hint))}"
     return f"test:{test.target}:{normalise(test.message)}"
 
 
@@ -51,14 +60,25 @@ class FoundMistake:
 
 def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
     """The submission's mistakes, each once."""
-    if result.mistakes:
-        failed: dict[str, list[tuple[str, str]]] = {}
-        for t in result.tests:
-            if t.mistake:
-                failed.setdefault(t.mistake, []).append((t.target, t.name))
-        return [FoundMistake(m.key, m.kind, m.target, m.hint or m.summary, tuple(failed.get(m.key, ())), m.points_lost)
-                for m in result.mistakes]
-    return grouped_failures(result)
+    if not result.mistakes:
+        return grouped_failures(result)
+    failed: dict[str, list[tuple[str, str]]] = {}
+    for t in result.tests:
+        if t.mistake:
+            failed.setdefault(t.mistake, []).append((t.target, t.name))
+    # A mistake the suite did not name is keyed by its class at grading; one wrong block failing the
+    # network's tests too then has two entries with one likely cause. Within a file they are one.
+    merged: dict[str, FoundMistake] = {}
+    for m in result.mistakes:
+        title = m.hint or m.summary
+        key = m.key if m.named or m.kind in ("import", "missing") else f"{m.kind}:{m.file}:{normalise(headline(title))}"
+        tests = tuple(failed.get(m.key, ()))
+        if key in merged:
+            first = merged[key]
+            merged[key] = replace(first, tests=first.tests + tests, points_lost=first.points_lost + m.points_lost)
+        else:
+            merged[key] = FoundMistake(key, m.kind, m.target, title, tests, m.points_lost)
+    return list(merged.values())
 
 
 def grouped_failures(result: SubmissionResult) -> list[FoundMistake]:
