@@ -393,7 +393,7 @@ def test_class_of_200_renders_fast_and_reads_top_down(session, class_of_200):
     driver.find_element(By.CSS_SELECTOR, "nav .contents a[href='#students']").click()
     assert driver.execute_script(
         "const r = document.getElementById('students').getBoundingClientRect(); return r.top > -2 && r.top < 200")
-    link = driver.find_element(By.CSS_SELECTOR, "#mistakes ~ ol .mistake a[href$='/report.html']")
+    link = driver.find_element(By.CSS_SELECTOR, "#mistakes ~ ol .class-mistake a[href$='/report.html']")
     name = link.text
     link.click()
     assert driver.current_url.endswith("/report.html")

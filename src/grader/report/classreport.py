@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from grader.report.html import (
 from grader.results import CATEGORIES, Outcome, SubmissionResult, write_atomic
 
 CLASS_REPORT_FILE = "class-report.html"
+OUTCOMES = tuple(o.value for o in Outcome)
 MISTAKES_SHOWN = 15  # in full; the rest in a collapsed list below them
 EXAMPLES_PER_MISTAKE = 5  # students linked at once; the others behind "and N more"
 NOT_GRADED_KINDS = {"import", "missing"}  # listed under "Needs attention", not as mistakes
@@ -28,6 +30,7 @@ UNFINISHED_KIND = "not_implemented"  # listed apart: not a misconception to re-t
 KIND_LABELS = {"limit": "hit a limit", "error": "raised an error"}
 
 
+@lru_cache(maxsize=None)
 def report_href(folder: str) -> str:
     """A relative link from the class report to a student's report (ids may hold any character)."""
     return f"{quote(folder, safe='')}/{REPORT_FILE}"
@@ -216,18 +219,19 @@ def class_view(found: Collection) -> dict[str, Any]:
     for g in graded:
         lost_in: set[str] = set()
         for t in g.result.tests:
-            row = per_test.setdefault(
-                (t.target, t.name),
-                {"target": t.target, "name": t.name, "category": t.category, "reasons": {},
-                 **{o.value: 0 for o in Outcome}},
-            )
-            row[t.outcome.value] += 1
-            if t.outcome is Outcome.skipped and t.message:
+            outcome = t.outcome.value
+            row = per_test.get((t.target, t.name))
+            if row is None:
+                row = per_test[(t.target, t.name)] = {"target": t.target, "name": t.name, "category": t.category,
+                                                      "reasons": {}, **dict.fromkeys(OUTCOMES, 0)}
+            row[outcome] += 1
+            if outcome == "skipped" and t.message:
                 row["reasons"][t.message] = None
-            cat = per_cat.setdefault(
-                t.category, {"name": t.category, "score": 0.0, "max_score": 0.0, **{o.value: 0 for o in Outcome}}
-            )
-            cat[t.outcome.value] += 1
+            cat = per_cat.get(t.category)
+            if cat is None:
+                cat = per_cat[t.category] = {"name": t.category, "score": 0.0, "max_score": 0.0,
+                                             **dict.fromkeys(OUTCOMES, 0)}
+            cat[outcome] += 1
             cat["score"] += t.score
             cat["max_score"] += t.max_score
             if t.outcome in (Outcome.failed, Outcome.error):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from grader.results import Outcome, SubmissionResult, TestResult
 
@@ -26,12 +27,14 @@ _SPACE = re.compile(r"\s+")
 _FIRST_SENTENCE = re.compile(r"(.+?[.!?])\s+(?=[A-Z])", re.DOTALL)
 
 
+@lru_cache(maxsize=4096)
 def headline(text: str) -> str:
     """The first sentence: the diagnosis; what follows details it for one student's code."""
     match = _FIRST_SENTENCE.match(text.strip())
     return match.group(1) if match else text.strip()
 
 
+@lru_cache(maxsize=4096)  # a class repeats the same few hundred texts
 def normalise(text: str) -> str:
     """Text with what varies between students (numbers, quoted values, spacing, case) made uniform."""
     text = _QUOTED.sub("'…'", text)
