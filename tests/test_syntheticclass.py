@@ -32,11 +32,13 @@ def view_of(results) -> dict:
     return class_view(Collection(Path("/nonexistent"), [Graded(r.student, r) for r in results]))
 
 
-def test_fixture_covers_every_corpus_case_that_runs_without_a_gpu():
+def test_fixture_holds_only_corpus_cases_and_enough_of_them():
+    """Cases added since the fixture was written are missing from the class, not wrong in it: the slow test
+    below catches those; a case removed or renamed would be composed from results of a case that is gone."""
     data = load_fixture()
-    on_disk = {f"{p.parent.parent.name}/{p.parent.name}" for p in CORPUS.glob("*/*/case.toml")
-               if 'needs = "cuda"' not in p.read_text(encoding="utf-8")}
-    assert set(data.cases) == on_disk, "run bench/corpus_results.py to bring the fixture up to date"
+    on_disk = {f"{p.parent.parent.name}/{p.parent.name}" for p in CORPUS.glob("*/*/case.toml")}
+    assert set(data.cases) <= on_disk, "run bench/corpus_results.py to bring the fixture up to date"
+    assert sum(c.kind == "wrong" for c in data.cases.values()) >= 25
     assert data.max_score == 100
     assert sum(t.score for t in data.reference) == pytest.approx(110)  # the reference, bonus included
     assert all(c.differs for c in data.cases.values() if c.kind == "wrong")
@@ -128,5 +130,6 @@ def test_fixture_is_up_to_date(graded_corpus):
 
     fresh = load_bench().grade_corpus(audit=graded_corpus)
     stored = load_fixture().model_dump(mode="json")
+    assert sorted(fresh["cases"]) == sorted(stored["cases"]), "the corpus changed: run bench/corpus_results.py"
     assert essentials(fresh) == essentials(stored), (
         f"{FIXTURE.relative_to(ROOT)} is out of date with the hidden suite: run bench/corpus_results.py")
