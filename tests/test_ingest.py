@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.ingest import CLASS_ZIP, STUDENT_ZIP, IdRule, IngestError, ZipLimits, ingest, unpack_zip
+from grader.ingest import CLASS_ZIP, STUDENT_ZIP, IdRule, IngestError, ZipLimits, ingest, lms_identity, unpack_zip
+from grader.results import LmsIdentity
 
 CODE = "def double(x):\n    return 2 * x\n"
 
@@ -184,6 +185,10 @@ def test_canvas_bulk_zip_of_zips(tmp_path):
     assert "not a zip file that can be read" in by_id["eve"].problems[0].message
     assert not list(tmp_path.rglob("escape.py"))
     assert by_id["alice"].origin == f"{bulk}/alice_111_901_day09.zip"
+    # Canvas's ids and LATE marker stay with the submission
+    assert by_id["alice"].lms == LmsIdentity(system="canvas", ids={"user_id": "111", "attachment_id": "901"},
+                                             name="alice", late=False)
+    assert by_id["bob"].lms.late and by_id["bob"].lms.ids["user_id"] == "222"
 
 
 def test_moodle_folder_per_student(tmp_path):
@@ -194,6 +199,43 @@ def test_moodle_folder_per_student(tmp_path):
     found, _ = ingest([dl], tmp_path / "stage")
     assert {i.student: files_under(i.folder) for i in found} == {"Alice-Smith": {"blocks.py": CODE},
                                                                "Bob-Jones": {"blocks.py": CODE}}
+    # the participant number, which Moodle's grading worksheet matches on, is kept beside the id
+    assert {i.student: i.lms for i in found} == {
+        "Alice-Smith": LmsIdentity(system="moodle", ids={"participant": "12345"}, name="Alice Smith"),
+        "Bob-Jones": LmsIdentity(system="moodle", ids={"participant": "12346"}, name="Bob Jones")}
+
+
+def test_moodle_bulk_zip_of_zips_keeps_participant_numbers(tmp_path):
+    bulk = make_zip(tmp_path / "day09-bulk.zip", {
+        "Dave Smith_67890_assignsubmission_file_day09.zip": zip_bytes({"blocks.py": CODE}),
+        "Eve Adams_67891_assignsubmission_file_day09.zip": zip_bytes({"blocks.py": CODE}),
+    })
+    found, _ = ingest([bulk], tmp_path / "stage")
+    assert [(i.student, i.lms.system, i.lms.ids, i.lms.name) for i in found] == [
+        ("Dave-Smith", "moodle", {"participant": "67890"}, "Dave Smith"),
+        ("Eve-Adams", "moodle", {"participant": "67891"}, "Eve Adams")]
+
+
+@pytest.mark.parametrize("name, system, ids, late", [
+    ("Dave Smith_67890_assignsubmission_file_day09.zip", "moodle", {"participant": "67890"}, False),
+    ("Dave Smith_67890_assignsubmission_file_", "moodle", {"participant": "67890"}, False),
+    ("smithdave_12345_67890_name.zip", "canvas", {"user_id": "12345", "attachment_id": "67890"}, False),
+    ("smithdave_LATE_12345_67890_name.zip", "canvas", {"user_id": "12345", "attachment_id": "67890"}, True),
+])
+def test_lms_identity_from_bulk_names(name, system, ids, late):
+    found = lms_identity(name)
+    assert (found.system, found.ids, found.late) == (system, ids, late)
+
+
+@pytest.mark.parametrize("name", ["alice.zip", "alice", "carol_day09.zip", "bob_2024_notes.zip"])
+def test_other_names_carry_no_lms_identity(name):
+    assert lms_identity(name) is None
+
+
+def test_a_single_bulk_named_zip_keeps_its_identity(tmp_path):
+    z = make_zip(tmp_path / "smithdave_LATE_12345_67890_day09.zip", {"blocks.py": CODE})
+    [item] = ingest([z], tmp_path / "stage")[0]
+    assert item.student == "smithdave" and item.lms.late and item.lms.ids["user_id"] == "12345"
 
 
 def test_folder_of_zips_and_explicit_pattern(tmp_path):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from grader.points import points_text
 from grader.results import MistakeEntry, Outcome, SubmissionResult
 from grader.spec import AssignmentSpec
 
@@ -126,9 +127,9 @@ class CaseResult:
             named = ", ".join(sorted(self.causes)) or "no cause"
             return f"NOT NAMED: expected {self.case.cause}, the suite named {named}; {caught}"
         if self.ok:
-            return f"full marks ({self.score:g} points, none lost)"
+            return f"full marks ({points_text(self.score)} points, none lost)"
         lost = "; ".join(f"{f.target}/{f.category}: {f.name}" for f in self.failed[:3])
-        return f"LOST {self.lost:g} point(s): {lost}"
+        return f"LOST {points_text(self.lost)} point(s): {lost}"
 
 
 @dataclass

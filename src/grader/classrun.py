@@ -48,7 +48,7 @@ from grader.ingest import Incoming, ingest
 from grader.intake import read_submission
 from grader.keys import submission_key, suite_key
 from grader.progress import Progress, summary_table
-from grader.results import Problem, SubmissionResult
+from grader.results import LmsIdentity, Problem, SubmissionResult
 from grader.spec import AssignmentSpec, load_spec
 
 LOCK_FILE = ".grader.lock"
@@ -122,6 +122,7 @@ class Job:
     spec_file: str           # its assignment.toml, so a process that has not loaded it can
     suite: str               # suite key the run was planned with; a worker with another copy refuses
     problems: tuple[dict[str, Any], ...] = ()   # found while unpacking (grader.ingest), for the report
+    lms: dict[str, Any] | None = None           # the LMS identity read from the download's name (grader.ingest)
 
 
 class JobError(Exception):
@@ -238,6 +239,7 @@ def grade_job(job: Job) -> dict[str, Any]:
         raise JobError(f"{type(e).__name__}: {e}") from None
     result.key = job.key
     result.problems = [Problem.model_validate(p) for p in job.problems] + list(result.problems)
+    result.lms = LmsIdentity.model_validate(job.lms) if job.lms else None
     with _OUTPUT_LOCK:
         report_error = write_outputs(result, Path(job.out) / job.student)
     return {
@@ -829,12 +831,16 @@ def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
             stale.unlink(missing_ok=True)
         key = _content_key(read_submission(item.folder, spec.files).files, item.problems, suite, gpu)
         existing = None if force else _reusable(out / item.student, key)
+        if existing is not None and existing.lms != item.lms:   # the same files, downloaded from an LMS this time
+            existing.lms = item.lms
+            results_io.save(existing, out / item.student)
         if existing is not None:
             kept.append(StudentOutcome.from_fields("kept", outcome_fields(existing)))
         else:
             todo.append(Job(student=item.student, submission=str(item.folder.absolute()), out=str(out), key=key,
                             assignment=spec.id, spec_file=spec_file_of(spec), suite=suite,
-                            problems=tuple(p.model_dump(mode="json") for p in item.problems)))
+                            problems=tuple(p.model_dump(mode="json") for p in item.problems),
+                            lms=item.lms.model_dump(mode="json") if item.lms else None))
     return todo, kept
 
 

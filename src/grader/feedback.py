@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grader.points import round_points
 from grader.results import CATEGORY_LABELS, Outcome, SubmissionResult
 
 
@@ -48,7 +49,7 @@ def gradescope_tests(shown: SubmissionResult) -> list[dict[str, Any]]:
             row["score"] += t.score
             row["max_score"] += t.max_score
             row["passed"] = row["passed"] and t.outcome in (Outcome.passed, Outcome.skipped)
-        return [{"name": r["name"], "score": round(r["score"], 4), "max_score": round(r["max_score"], 4),
+        return [{"name": r["name"], "score": round_points(r["score"]), "max_score": round_points(r["max_score"]),
                  "status": "passed" if r["passed"] else "failed", "output": "", "visibility": r["visibility"],
                  "tags": r["tags"]} for r in rows.values()]
     numbers = {m.key: n for n, m in enumerate(shown.mistakes, 1)}
@@ -59,6 +60,6 @@ def gradescope_tests(shown: SubmissionResult) -> list[dict[str, Any]]:
             entry = shown.mistakes[numbers[t.mistake] - 1]
             output += (f"\n\nThis is mistake {numbers[t.mistake]} of {len(shown.mistakes)} in your report "
                        f"({entry.target}): {entry.summary}")
-        out.append({"name": t.name, "score": round(t.score, 4), "max_score": round(t.max_score, 4),
+        out.append({"name": t.name, "score": round_points(t.score), "max_score": round_points(t.max_score),
                     "status": t.status, "output": output, "visibility": t.visibility, "tags": [t.target, t.category]})
     return out

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.points import points_text
 
 BUNDLE_CONFIG = "grader-bundle.json"
 REQUIREMENTS = "requirements-gradescope.txt"
@@ -220,8 +221,8 @@ EXPORT_HELP = "the Gradescope autograder zip (setup.sh, run_autograder, the grad
 
 
 def export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
-    parser.add_argument("--out", required=True, metavar="FILE.zip", help="where to write the zip")
+    parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
+    parser.add_argument("-o", "--out", required=True, metavar="FILE.zip", help="where to write the zip")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"the autograder timeout set on Gradescope (default {DEFAULT_TIMEOUT_S}); "
                         "the run keeps inside it")
@@ -321,7 +322,8 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
     with lock:
         done.set()
         _write_results(results_dir, payload)
-    print(f"run_autograder: {result.score:g} / {result.max_score:g} ({result.isolation})", flush=True)
+    print(f"run_autograder: {points_text(result.score)} / {points_text(result.max_score)} ({result.isolation})",
+          flush=True)
     return 0
 
 

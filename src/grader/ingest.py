@@ -31,6 +31,12 @@ group, or the whole match) is the id; a name it does not match is an error.
 Ids are then made safe: accents dropped, runs of other characters than letters,
 digits and ``. _ @ + -`` become ``-``.
 
+The LMS's own identifiers are kept beside the id, whatever rule gave the id
+(``lms_identity``): Moodle's participant number (``67890`` above; its grading
+worksheet names a student "Participant 67890"), Canvas's user id and attachment
+id (``12345`` and ``67890``) and its ``LATE`` marker. They travel with the
+submission into its results (``SubmissionResult.lms``) and the exports.
+
 Zip safety: entries with absolute paths, ``..``, drive letters, symbolic links
 (``external_attr`` type ``S_IFLNK``), other special files or encryption are
 left out and named in a Problem; so are files over the intake's per-file size
@@ -53,13 +59,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from grader import intake
-from grader.results import Problem
+from grader.results import LmsIdentity, Problem
 
 JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", ".git", "__pycache__", ".ipynb_checkpoints"}
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 # Moodle: "<full name>_<participant id>_assignsubmission_<plugin>_<file>";
 # Canvas: "<login>[_LATE]_<user id>_<submission id>_<file>".
 DEFAULT_ID_PATTERN = re.compile(r"^(?P<id>.+?)_(?:LATE_)?\d+_(?:assignsubmission_|\d+_)")
+MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<participant>\d+)_assignsubmission_")
+CANVAS_NAME = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_")
 CHUNK = 1 << 16
 
 
@@ -93,6 +101,7 @@ class Incoming:
     folder: Path
     origin: str   # where it came from, for messages: "class.zip/alice_1_2_x.zip"
     problems: list[Problem] = field(default_factory=list)
+    lms: LmsIdentity | None = None   # read from the LMS's bulk-download name
 
 
 # --- names -------------------------------------------------------------------
@@ -135,6 +144,18 @@ class IdRule:
         if not STUDENT_ID.match(sid):
             raise IngestError(f"{name!r} gives no usable student id (got {raw!r}); rename it or use --id-pattern")
         return sid
+
+
+def lms_identity(name: str) -> LmsIdentity | None:
+    """The LMS identifiers in a bulk-download name (a file or folder name), or None for any other name."""
+    m = MOODLE_NAME.match(name)
+    if m:
+        return LmsIdentity(system="moodle", ids={"participant": m["participant"]}, name=m["name"])
+    m = CANVAS_NAME.match(name)
+    if m:
+        return LmsIdentity(system="canvas", ids={"user_id": m["user_id"], "attachment_id": m["attachment_id"]},
+                           name=m["name"], late=bool(m["late"]))
+    return None
 
 
 # --- zips ----------------------------------------------------------------------
@@ -375,7 +396,9 @@ class Ingest:
         for name in sorted(zips + dirs):
             path, where = folder / name, f"{origin}/{name}"
             sid = self.ids(name)
-            out.append(self.student_folder(path, sid, where) if path.is_dir() else self.student_zip(path, sid, where))
+            item = self.student_folder(path, sid, where) if path.is_dir() else self.student_zip(path, sid, where)
+            item.lms = lms_identity(name)
+            out.append(item)
         return out
 
     def read(self, path: Path) -> list[Incoming]:
@@ -383,10 +406,14 @@ class Ingest:
         if path.is_dir():
             if _is_class(*_folder_listing(path)):
                 return self.class_folder(path, str(path))
-            return [self.student_folder(path, self.ids(path.resolve().name), str(path))]
+            item = self.student_folder(path, self.ids(path.resolve().name), str(path))
+            item.lms = lms_identity(path.resolve().name)
+            return [item]
         if path.is_file() and path.name.lower().endswith(".zip"):
             if not _zip_is_class(path):
-                return [self.student_zip(path, self.ids(path.name), str(path))]
+                item = self.student_zip(path, self.ids(path.name), str(path))
+                item.lms = lms_identity(path.name)
+                return [item]
             dest = self._scratch("class")
             fatal, skipped = _unpack(path, dest, CLASS_ZIP, flatten=True)
             if fatal:

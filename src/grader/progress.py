@@ -10,6 +10,8 @@ import shutil
 import time
 from typing import IO, TYPE_CHECKING
 
+from grader.points import percent_text, points_text
+
 if TYPE_CHECKING:
     from grader.classrun import StudentOutcome, Summary
 
@@ -27,7 +29,7 @@ def clock(seconds: float | None) -> str:
 def score_text(score: float | None, max_score: float | None) -> str:
     if score is None or max_score is None:
         return "-"
-    return f"{score:g}/{max_score:g}"
+    return f"{points_text(score)}/{points_text(max_score)}"
 
 
 class Progress:
@@ -162,7 +164,7 @@ def summary_table(summary: "Summary") -> list[str]:
     """The final table: one row per student, then the totals."""
     rows = [("student", "score", "%", "status", "time", "note")]
     for o in sorted(summary.students, key=lambda o: o.student):
-        pct = f"{100 * o.score / o.max_score:.0f}%" if o.score is not None and o.max_score else "-"
+        pct = f"{percent_text(o.score, o.max_score)}%" if o.score is not None and o.max_score else "-"
         status = {"graded": "graded", "kept": "kept", "failed": "NOT graded"}[o.status]
         took = f"{o.execution_time:.1f} s" if o.status == "graded" and o.execution_time is not None else ""
         note = o.error or o.note

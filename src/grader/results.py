@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from grader.notebook.model import NotebookReport
+from grader.points import points_text, round_points
 
 CATEGORIES = ("api", "shape", "params", "skip", "structure", "training", "device", "bonus")
 CATEGORY_LABELS = {
@@ -134,6 +135,16 @@ class MistakeEntry(BaseModel):
         return place
 
 
+class LmsIdentity(BaseModel):
+    """Who the submission belongs to in the LMS it was downloaded from, read from its bulk-download name
+    (grader.ingest.lms_identity), so grades can be imported back."""
+
+    system: Literal["moodle", "canvas"]
+    ids: dict[str, str]        # moodle: participant; canvas: user_id, attachment_id
+    name: str = ""             # the name as the LMS wrote it ("Dave Smith", "smithdave")
+    late: bool = False         # Canvas marks late submissions in the name
+
+
 class SubmissionResult(BaseModel):
     student: str
     assignment: str
@@ -152,6 +163,7 @@ class SubmissionResult(BaseModel):
     graded_at: str = ""
     artifacts: dict[str, Any] = Field(default_factory=dict)
     notebook: NotebookReport | None = None   # which notebook cells were taken and which left out
+    lms: LmsIdentity | None = None
 
     def by_category(self) -> dict[str, tuple[float, float]]:
         totals: dict[str, tuple[float, float]] = {}
@@ -168,13 +180,14 @@ class SubmissionResult(BaseModel):
         return totals
 
     def to_gradescope(self) -> dict[str, Any]:
-        """Gradescope's results.json schema, showing what the feedback policy lets students see."""
+        """Gradescope's results.json schema, showing what the feedback policy lets students see; points
+        rounded as everywhere else (grader.points)."""
         from grader.feedback import for_student, gradescope_tests
 
         shown = for_student(self)
         return {
-            "score": round(self.score, 4),
-            "max_score": round(self.max_score, 4),
+            "score": round_points(self.score),
+            "max_score": round_points(self.max_score),
             "execution_time": round(self.execution_time, 3),
             "output": shown.summary_text(),
             "visibility": "visible",
@@ -183,10 +196,37 @@ class SubmissionResult(BaseModel):
         }
 
     def summary_text(self) -> str:
-        lines = [f"{self.score:g} / {self.max_score:g} points (isolation: {self.isolation})"]
-        lines += [f"Could not grade {p.file or 'submission'}: {p.message}" for p in self.problems]
+        """What the student reads first (results.json's top-level ``output``): the score, the points of each
+        class or function, and what could not be graded. How the sandbox was isolated is for the instructor
+        (``isolation`` in grading.json, the class report)."""
+        regular = [t for t in self.tests if t.category != "bonus"]
+        bonus = [t for t in self.tests if t.category == "bonus"]
+        head = f"Score: {points_text(self.score)} / {points_text(self.max_score)} points"
+        if bonus:
+            got, out_of = sum(t.score for t in bonus), sum(t.max_score for t in bonus)
+            head += f", including {points_text(got)} of {points_text(out_of)} extra-credit points"
+        lines = [head + "."]
+        parts: dict[str, list[float]] = {}
+        for t in self.tests:
+            part = parts.setdefault(t.target, [0.0, 0.0, 0.0])
+            part[0 if t.category != "bonus" else 2] += t.score
+            part[1] += t.max_score if t.category != "bonus" else 0.0
+        if parts:
+            lines += ["", "Points by class and function:"]
+            for target, (got, out_of, extra) in parts.items():
+                if out_of:
+                    line = f"- {target}: {points_text(got)} / {points_text(out_of)}"
+                    lines.append(line + (f" (+{points_text(extra)} extra credit)" if extra else ""))
+                else:
+                    lines.append(f"- {target}: {points_text(extra)} extra-credit point(s)")
+        if self.problems:
+            lines += ["", "Could not be graded:"]
+            lines += [f"- {p.message}" for p in self.problems]
         if self.notebook is not None:
-            lines.append(self.notebook.summary())
+            lines += ["", self.notebook.summary()]
+        if any(t.score < t.max_score for t in regular):
+            lines += ["", "Each test below says what it checked and, where points were lost, what was expected "
+                      "and what your code did."]
         return "\n".join(lines)
 
 

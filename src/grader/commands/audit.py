@@ -20,12 +20,12 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "tests" / "corpus"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
+    parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
     parser.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                         help=f"corpus folder (default: {DEFAULT_CORPUS})")
     parser.add_argument("--case", action="append", default=None, metavar="NAME",
                         help="audit only this case (NAME or wrong/NAME, right/NAME); repeatable")
-    parser.add_argument("--quiet", action="store_true", help="print only the summary and the cases that are not ok")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary and the cases that are not ok")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ from grader import gradescope
 from grader.cli import UsageError
 from grader.commands.report import open_out_dir, warn_unreadable
 from grader.report import exports
+from grader.report.collect import Collection
 from grader.results import write_atomic
 
-HELP = "Export grades: a gradebook CSV or a JSON summary."
+HELP = "Export grades: a gradebook CSV, Canvas's or Moodle's import CSV, a JSON summary, or the Gradescope autograder."
 DESCRIPTION = "Export the grades under DIR (the output folder of `grader run`) in one of the formats below."
 
 
@@ -50,22 +51,71 @@ def _write(text: str, out: str | None, *, encoding_note: str = "") -> None:
 # ---------------------------------------------------------------- csv
 
 
+def _add_out(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("-o", "--out", metavar="FILE", help=f"where to write it (default {default}; '-' for stdout)")
+
+
+def _report_left_out(fmt: str, found: Collection, left_out: list[str] = ()) -> int:
+    """Warn about students missing from the export; 1 when there are any."""
+    warn_unreadable(found)
+    names = [u.folder for u in found.unreadable] + list(left_out)
+    if names:
+        print(f"grader export {fmt}: {len(names)} submission(s) left out: {', '.join(names)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _csv_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dir(parser)
-    parser.add_argument("--out", metavar="FILE", help="where to write the CSV (default DIR/gradebook.csv; '-' for stdout)")
-    parser.add_argument("--no-bom", action="store_true", help="leave out the UTF-8 byte-order mark (Excel needs it for non-ASCII names)")
+    _add_out(parser, "DIR/gradebook.csv")
+    parser.add_argument("--no-bom", action="store_true",
+                        help="leave out the UTF-8 byte-order mark (Excel needs it for non-ASCII names; "
+                             "stdout never gets one)")
 
 
 def _csv_run(args: argparse.Namespace) -> int:
     found = open_out_dir(args.dir)
     out = args.out if args.out is not None else str(Path(args.dir) / "gradebook.csv")
-    _write(exports.gradebook_csv(found, bom=not args.no_bom), out)
-    if found.unreadable:
-        warn_unreadable(found)
-        names = ", ".join(u.folder for u in found.unreadable)
-        print(f"grader export csv: {len(found.unreadable)} submission(s) left out of the gradebook: {names}", file=sys.stderr)
-        return 1
-    return 0
+    _write(exports.gradebook_csv(found, bom=not args.no_bom and out != "-"), out)
+    return _report_left_out("csv", found)
+
+
+# ---------------------------------------------------------------- canvas and moodle
+
+
+def _canvas_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_dir(parser)
+    _add_out(parser, "DIR/canvas-grades.csv")
+    parser.add_argument("--column", metavar="NAME", default=None,
+                        help="the assignment's column in Canvas's gradebook, as Canvas's own export names it "
+                             "('Day 9 (123456)') so the grades go to that assignment; default: the assignment id, "
+                             "which Canvas imports as a new assignment")
+
+
+def _canvas_run(args: argparse.Namespace) -> int:
+    found = open_out_dir(args.dir)
+    column = args.column or ", ".join(sorted({g.result.assignment for g in found.graded}))
+    try:
+        text, left_out = exports.canvas_csv(found, column)
+    except exports.NoLmsIds as e:
+        raise UsageError(str(e)) from None
+    _write(text, args.out if args.out is not None else str(Path(args.dir) / "canvas-grades.csv"))
+    return _report_left_out("canvas", found, [g.folder for g in left_out])
+
+
+def _moodle_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_dir(parser)
+    _add_out(parser, "DIR/moodle-grades.csv")
+
+
+def _moodle_run(args: argparse.Namespace) -> int:
+    found = open_out_dir(args.dir)
+    try:
+        text, left_out = exports.moodle_csv(found)
+    except exports.NoLmsIds as e:
+        raise UsageError(str(e)) from None
+    _write(text, args.out if args.out is not None else str(Path(args.dir) / "moodle-grades.csv"))
+    return _report_left_out("moodle", found, [g.folder for g in left_out])
 
 
 # ---------------------------------------------------------------- json
@@ -73,7 +123,7 @@ def _csv_run(args: argparse.Namespace) -> int:
 
 def _json_arguments(parser: argparse.ArgumentParser) -> None:
     _add_dir(parser)
-    parser.add_argument("--out", metavar="FILE", help="write the summary to FILE instead of stdout")
+    parser.add_argument("-o", "--out", metavar="FILE", help="write the summary to FILE instead of stdout")
 
 
 def _json_run(args: argparse.Namespace) -> int:
@@ -84,7 +134,12 @@ def _json_run(args: argparse.Namespace) -> int:
 
 
 FORMATS: dict[str, ExportFormat] = {
-    "csv": ExportFormat("a gradebook CSV: one row per student, points per category", _csv_arguments, _csv_run),
+    "csv": ExportFormat("a gradebook CSV: one row per student, points per class and per category, a row of maxima",
+                        _csv_arguments, _csv_run),
+    "canvas": ExportFormat("Canvas's gradebook import CSV (students matched on their Canvas user id)",
+                           _canvas_arguments, _canvas_run),
+    "moodle": ExportFormat("Moodle's grading worksheet CSV (students matched on their participant number)",
+                           _moodle_arguments, _moodle_run),
     "json": ExportFormat("a JSON summary of every student's results, for scripts", _json_arguments, _json_run),
     "gradescope": ExportFormat(gradescope.EXPORT_HELP, gradescope.export_arguments, gradescope.export_run),
 }

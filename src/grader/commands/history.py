@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from grader.cli import UsageError
+from grader.points import points_text
 
 HELP = "show the class runs recorded in an output folder, or how one student's grade changed"
 DESCRIPTION = (
@@ -40,7 +41,7 @@ def table(rows: list[tuple[str, ...]], right: set[int] = frozenset()) -> list[st
 
 
 def points(x: float | None) -> str:
-    return "-" if x is None else f"{x:g}"
+    return points_text(x)
 
 
 def runs_table(runs: list) -> list[str]:
@@ -59,7 +60,7 @@ def student_table(grades: list) -> list[str]:
         score = "-" if g.score is None else f"{points(g.score)}/{points(g.max_score)}"
         change = ""
         if g.score is not None and previous is not None and abs(g.score - previous) > 1e-9:
-            change = f"{g.score - previous:+g}"
+            change = ("+" if g.score > previous else "") + points_text(g.score - previous)
         notes = []
         if suite_before is not None and g.suite_key != suite_before:
             notes.append("new suite")

@@ -16,8 +16,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the release into")
+    parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="folder to write the release into")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -28,11 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("submissions", nargs="+", metavar="SUB", type=Path,
                         help="submission folder, student .zip, or a class folder / bulk-download .zip")
-    parser.add_argument("--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default: out)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    parser.add_argument("-o", "--out", type=Path, default=Path("out"), metavar="DIR", help="output folder (default: out)")
+    parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                         help=f"submissions graded at once (default: the number of cores, {usable_cores()} here)")
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
-    parser.add_argument("--force", action="store_true", help="regrade even when a result for the same content exists")
+    parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
+    parser.add_argument("-f", "--force", action="store_true", help="regrade even when a result for the same content exists")
     parser.add_argument("--id-pattern", metavar="REGEX", default=None,
                         help="take student ids from file and folder names with this regular expression (its group "
                              "'id', or its first group); default: the part before Moodle's or Canvas's numbers, "
@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", default="local", metavar="NAME",
                         help="where jobs run (default: local, forked processes on this machine)")
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument("-v", "--verbose", action="store_true",
+                        help="also print one line per student as it is graded, and the run's warnings in full")
     output.add_argument("--json", action="store_true",
                         help="print one JSON object summarising the run on stdout, and nothing else there")
 

@@ -16,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", default=None, help="assignment id (default: the only one there is)")
+    parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the differences when the skeleton is out of date")
 

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from grader.feedback import for_student
+from grader.points import percent, points_text  # noqa: F401 - percent is imported from here too
 from grader.report.notebook import notebook_view
 from grader.results import (
     CATEGORIES,
@@ -56,14 +57,8 @@ def clean_text(text: str | None, limit: int = TEXT_LIMIT) -> dict[str, Any]:
 
 
 def points(x: float | None) -> str:
-    if x is None:
-        return "–"
-    x = round(float(x), 2)
-    return f"{x:,.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{int(x):,}"
-
-
-def percent(got: float, out_of: float) -> float:
-    return 100.0 * got / out_of if out_of else 0.0
+    """Points as every output shows them (grader.points)."""
+    return points_text(x, missing="–")
 
 
 def thousands(x: Any) -> str:
@@ -212,6 +207,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["points"] = points
+    env.filters["pct"] = points_text   # a percentage, rounded as points are
     env.filters["thousands"] = thousands
     env.filters["point_word"] = lambda x: "point" if x == 1 else "points"
     env.globals["CATEGORY_LABELS"] = CATEGORY_LABELS
