@@ -256,7 +256,8 @@ def test_zip_layout(bundle):
     assert "grader-src/src/grader/suite.ini" in infos
     assert not [n for n in infos if "__pycache__" in n or n.startswith(("tests/", ".venv"))]
     assert spec_bytes == (MINICOURSE / "assignment.toml").read_bytes()
-    assert config["assignment"] == "mini" and config["gradescope_timeout_s"] == gradescope.DEFAULT_TIMEOUT_S
+    assert config["assignment"] == "mini"
+    assert config["gradescope_timeout_s"] == gradescope.fitting_timeout(load_spec(MINICOURSE).limits)
     assert "download.pytorch.org/whl/cpu" in setup and "GRADER_SETUP_SKIP_PIP" in setup
 
 
@@ -295,6 +296,19 @@ def test_a_timeout_too_short_for_the_suite_is_refused(bundle, courses, tmp_path,
     assert cli.main(["export", "gradescope", "--out", str(tmp_path / "b.zip"), "--timeout", "200"]) == 0
     assert "warning" in capsys.readouterr().err
     assert (tmp_path / "b.zip").is_file()
+
+
+def test_defaults_fit_the_spec_without_a_warning(courses, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRADER_COURSES", str(courses))
+    assert cli.main(["export", "gradescope", "-o", str(tmp_path / "a.zip")]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err
+    limits = load_spec(MINICOURSE).limits
+    fitting = gradescope.fitting_timeout(limits)
+    assert fitting % 60 == 0 and f"autograder timeout on Gradescope to {fitting:g} s" in err
+    plan = gradescope.time_plan(limits, fitting)
+    assert plan["last_test_start_s"] - gradescope.STARTUP_ESTIMATE_S >= limits.submission_timeout_s
+    assert gradescope.fitting_timeout(load_spec(ROOT / "courses" / "day09").limits) == 1080   # 900 s of suite + 160
 
 
 def test_unknown_assignment_is_a_usage_error(courses, tmp_path, monkeypatch, capsys):

@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections import deque
@@ -44,7 +45,7 @@ from typing import Any, Callable, Protocol
 import grader
 from grader import results as results_io
 from grader.gradebook import Gradebook, current_user, now_utc
-from grader.ingest import Incoming, ingest
+from grader.ingest import Incoming, IngestError, ingest
 from grader.intake import read_submission
 from grader.keys import submission_key, suite_key
 from grader.progress import Progress, summary_table
@@ -52,7 +53,7 @@ from grader.results import LmsIdentity, Problem, SubmissionResult
 from grader.spec import AssignmentSpec, load_spec
 
 LOCK_FILE = ".grader.lock"
-STAGING_DIR = ".ingest"
+STAGING_PREFIX = ".ingest-"   # DIR/.ingest-<pid>-<random>: one run's unpacked zips, removed when it ends
 
 
 def usable_cores() -> int:
@@ -123,6 +124,7 @@ class Job:
     suite: str               # suite key the run was planned with; a worker with another copy refuses
     problems: tuple[dict[str, Any], ...] = ()   # found while unpacking (grader.ingest), for the report
     lms: dict[str, Any] | None = None           # the LMS identity read from the download's name (grader.ingest)
+    other_files: tuple[str, ...] = ()           # files of the submission that are not the assignment's, for the summary
 
 
 class JobError(Exception):
@@ -722,6 +724,8 @@ class StudentOutcome:
     worker_peak_mb: float | None = None
     sandbox_peak_mb: float | None = None
     report_error: str = ""
+    empty: bool = False               # the submission holds no file at all
+    other_files: list[str] = field(default_factory=list)   # files that are not the assignment's
 
     @classmethod
     def from_fields(cls, status: str, fields: dict[str, Any]) -> "StudentOutcome":
@@ -766,6 +770,14 @@ class Summary:
 
         text = (f"graded {len(self.graded)}, kept {len(self.kept)} unchanged, not graded {len(self.failed)} "
                 f"of {len(self.students)} in {clock(self.wall_s)} ({self.jobs} worker(s)); results in {self.out}")
+        empty = sorted(o.student for o in self.students if o.empty)
+        if empty:
+            text += f"; empty: {', '.join(empty)}"
+        others = sorted((o.student, o.other_files) for o in self.students if o.other_files)
+        if others:
+            text += "; files that are not the assignment's: " + "; ".join(
+                f"{student} ({', '.join(files[:3])}{f' +{len(files) - 3} more' if len(files) > 3 else ''})"
+                for student, files in others)
         if self.failed:
             text += "; run the same command again to grade the rest"
         return text
@@ -822,25 +834,61 @@ def _reusable(folder: Path, key: str) -> SubmissionResult | None:
     return result
 
 
+def nothing_to_grade(spec: AssignmentSpec, student: str, problems: list[Problem], key: str) -> SubmissionResult:
+    """The result of a submission that holds none of the assignment's files: 0 points, said plainly, without
+    starting a sandbox or running the suite (every test would only find the files missing)."""
+    return SubmissionResult(
+        student=student, assignment=spec.id, score=0.0, max_score=spec.total_points, execution_time=0.0, tests=[],
+        problems=problems, isolation="no code was run: the submission holds none of the assignment's files",
+        grader_version=grader.__version__, key=key, graded_at=now_utc())
+
+
+def other_files(files: dict[str, bytes], spec: AssignmentSpec) -> list[str]:
+    """The submission's files that are not the assignment's own, for the run's summary."""
+    return sorted(name for name in files if name not in spec.files)
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Unpacked zips left by runs that were killed (their process is gone); called under the lock."""
+    for folder in out.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
          force: bool, gpu: bool = False) -> tuple[list[Job], list[StudentOutcome]]:
-    """Jobs for what must be graded, outcomes for results kept as they are."""
+    """Jobs for what must be graded; outcomes for results kept as they are and for submissions with nothing
+    to grade (their result is written here, at once)."""
     todo, kept = [], []
     for item in sorted(incoming, key=lambda i: i.student):
         for stale in (out / item.student).glob(".*.tmp"):   # a write cut short (the run holds the lock)
             stale.unlink(missing_ok=True)
-        key = _content_key(read_submission(item.folder, spec.files).files, item.problems, suite, gpu)
+        intake = read_submission(item.folder, spec.files)
+        key = _content_key(intake.files, item.problems, suite, gpu)
+        extra = {"empty": not intake.files, "other_files": other_files(intake.files, spec)}
         existing = None if force else _reusable(out / item.student, key)
         if existing is not None and existing.lms != item.lms:   # the same files, downloaded from an LMS this time
             existing.lms = item.lms
             results_io.save(existing, out / item.student)
         if existing is not None:
-            kept.append(StudentOutcome.from_fields("kept", outcome_fields(existing)))
+            kept.append(StudentOutcome.from_fields("kept", {**outcome_fields(existing), **extra}))
+        elif not any(name in intake.files for name in spec.files):
+            result = nothing_to_grade(spec, item.student, list(item.problems) + intake.problems, key)
+            result.lms = item.lms
+            report_error = write_outputs(result, out / item.student)
+            kept.append(StudentOutcome.from_fields("graded", {**outcome_fields(result), **extra,
+                                                              "report_error": report_error}))
         else:
             todo.append(Job(student=item.student, submission=str(item.folder.absolute()), out=str(out), key=key,
                             assignment=spec.id, spec_file=spec_file_of(spec), suite=suite,
                             problems=tuple(p.model_dump(mode="json") for p in item.problems),
-                            lms=item.lms.model_dump(mode="json") if item.lms else None))
+                            lms=item.lms.model_dump(mode="json") if item.lms else None,
+                            other_files=tuple(extra["other_files"])))
     return todo, kept
 
 
@@ -850,8 +898,10 @@ def _record(book: Gradebook, run_id: int, o: StudentOutcome) -> None:
 
 
 def run_jobs(executor: Executor, todo: list[Job], window: int,
-             done: Callable[[StudentOutcome], None], tick: Callable[[], None] = lambda: None) -> None:
-    """Submit jobs (at most ``window`` at a time) and report each outcome as it finishes.
+             done: Callable[[StudentOutcome], None], tick: Callable[[], None] = lambda: None,
+             grading: Callable[[list[str]], None] = lambda students: None) -> None:
+    """Submit jobs (at most ``window`` at a time) and report each outcome as it finishes, and who is
+    being graded now (the jobs whose future says it is running).
 
     On any exception (Ctrl-C included) the executor is stopped at once and the
     exception goes on; results already written stay.
@@ -867,11 +917,13 @@ def run_jobs(executor: Executor, todo: list[Job], window: int,
             for future in finished:
                 job = running.pop(future)
                 try:
-                    outcome = StudentOutcome.from_fields("graded", future.result())
+                    outcome = StudentOutcome.from_fields("graded", {**future.result(),
+                                                                    "other_files": list(job.other_files)})
                 except Exception as e:  # noqa: BLE001 - one job's failure is that student's, not the run's
                     outcome = StudentOutcome(student=job.student, status="failed", key=job.key, error=str(e) or
                                              type(e).__name__)
                 done(outcome)
+            grading([job.student for future, job in running.items() if future.running()])
             tick()
     except BaseException:
         stop = getattr(executor, "terminate", None)
@@ -893,26 +945,40 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
     """
     started = time.monotonic()
     out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
     executor_factory(executor)   # an unknown or broken executor stops the run before anything is touched
-    with OutputLock(out), Gradebook.for_output(out) as book:
-        book.mark_abandoned()
-        staging = out / STAGING_DIR
+    created = [p for p in [out, *out.parents] if not p.exists()]   # what a refused run must take away again
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
+    try:
+        # Arguments that cannot be read as submissions are refused before the lock or the gradebook is made.
+        incoming, warnings = ingest([Path(s) for s in sources], staging, id_pattern)
+        lock = OutputLock(out)
+        lock.__enter__()
+    except (IngestError, OutputBusy):
         shutil.rmtree(staging, ignore_errors=True)
-        try:
-            incoming, warnings = ingest([Path(s) for s in sources], staging, id_pattern)
+        for folder in created:   # innermost first; only folders still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        with Gradebook.for_output(out) as book:
+            book.mark_abandoned()
+            _remove_abandoned_staging(out)
             suite = suite_key(spec)
             _SPECS[spec_file_of(spec)] = (spec, suite)   # what this process (and any it forks) grades with
             gpu = run_uses_gpu(executor)
-            todo, kept = plan(spec, incoming, out, suite, force, gpu)
+            todo, ready = plan(spec, incoming, out, suite, force, gpu)
             workers = max(1, min(jobs or usable_cores(), len(todo)))
             summary = Summary(assignment=spec.id, out=out, suite_key=suite, executor=executor, jobs=workers,
-                              students=kept, warnings=warnings)
+                              students=ready, warnings=warnings)
             summary.run_id = run_id = book.start_run(assignment=spec.id, suite_key=suite,
                                                      grader_version=grader.__version__, command=command,
                                                      jobs=workers, executor=executor)
-            for o in kept:
+            for o in ready:
                 _record(book, run_id, o)
 
             def done(o: StudentOutcome) -> None:
@@ -921,16 +987,18 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
                 progress.finished(o)
 
             status = "interrupted"
-            progress.start(len(todo), len(kept), workers, spec.id, gpu)
+            progress.start(len(todo), len(summary.kept), workers, spec.id, gpu)
             try:
                 if todo:
                     context = ExecutorContext(spec=spec, suite=suite, workers=workers, out=out, gpu=gpu)
-                    run_jobs(make_executor(executor, context), todo, 2 * workers, done, progress.tick)
+                    run_jobs(make_executor(executor, context), todo, 2 * workers, done, progress.tick,
+                             progress.running)
                 status = "finished"
             finally:
                 progress.close()
                 summary.wall_s = time.monotonic() - started
                 book.finish_run(run_id, status, summary.wall_s)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.__exit__(None, None, None)
     return summary

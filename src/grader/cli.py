@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -37,16 +38,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CLOSED_PIPE = 141   # 128 + SIGPIPE: what a shell reports for a program stopped by a closed pipe
+
+
+def reader_went_away() -> int:
+    """stdout's reader has gone (``grader history DIR --json | head``): stop quietly, without a traceback.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush of what is still buffered cannot
+    raise again on the way out.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_CLOSED_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_main", None):
-        parser.print_help()
-        return 2
     from grader.spec import SpecError
 
+    parser = build_parser()
     try:
-        return int(args._main(args) or 0)
+        args = parser.parse_args(argv)   # --help writes to stdout too
+        if not getattr(args, "_main", None):
+            parser.print_help()
+            return 2
+        code = int(args._main(args) or 0)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return reader_went_away()
     except (UsageError, SpecError) as e:
         print(f"grader {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ worker package), so the hidden suite and the reference stay out of its view.
 
 Time: Gradescope stops ``run_autograder`` at the assignment's timeout and then
 records nothing, so the run keeps inside it. With ``T`` the timeout given at
-export (``--timeout``, Gradescope's setting), the run ends by ``T - HARD_MARGIN_S``
+export (``--timeout``, Gradescope's setting; by default ``fitting_timeout``, the
+shortest whole number of minutes that holds the spec's suite), the run ends by ``T - HARD_MARGIN_S``
 after ``run_autograder`` started, whatever happens. The last hidden test may start
 at ``T - HARD_MARGIN_S - (import_timeout_s + 2 * request_timeout_s)`` (one import
 and two timed-out requests still fit) and never later than ``submission_timeout_s``
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -58,7 +60,7 @@ from grader.points import points_text
 BUNDLE_CONFIG = "grader-bundle.json"
 REQUIREMENTS = "requirements-gradescope.txt"
 BUNDLE_FORMAT = 1
-DEFAULT_TIMEOUT_S = 600          # Gradescope's default autograder timeout
+GRADESCOPE_DEFAULT_TIMEOUT_S = 600   # what Gradescope sets unless the instructor raises it
 HARD_MARGIN_S = 20               # kept back at the end: results are written and the run has ended
 STARTUP_ESTIMATE_S = 60          # torch import, reference load and sandbox start on a 0.5-1 vCPU container
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -81,6 +83,7 @@ class BundleReport:
     spec_path: str
     suite_budget_s: float
     warnings: list[str]
+    timeout_s: float
 
 
 def project_source() -> Path:
@@ -122,6 +125,15 @@ def course_layout(spec: Any) -> tuple[dict[str, Path | None], str]:
     return files, f"course/{spec_rel}"
 
 
+def fitting_timeout(limits: Any) -> float:
+    """The shortest Gradescope timeout, in whole minutes, that holds the spec's whole suite: start-up, the
+    spec's ``submission_timeout_s``, one worst-case test and the margin. The export's default, so a bundle
+    built without ``--timeout`` never cuts the suite short; the instructor sets it on Gradescope."""
+    per_test = limits.import_timeout_s + 2 * limits.request_timeout_s
+    needed = STARTUP_ESTIMATE_S + limits.submission_timeout_s + per_test + HARD_MARGIN_S
+    return float(math.ceil(needed / 60) * 60)
+
+
 def time_plan(limits: Any, timeout_s: float) -> dict[str, float]:
     """The budget ``run_autograder`` keeps to (see the module docstring)."""
     per_test = limits.import_timeout_s + 2 * limits.request_timeout_s
@@ -139,7 +151,7 @@ def _pins() -> list[str]:
     return pins
 
 
-def bundle_entries(spec: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[dict[str, bytes | Path | None], dict[str, Any]]:
+def bundle_entries(spec: Any, timeout_s: float) -> tuple[dict[str, bytes | Path | None], dict[str, Any]]:
     """Everything the zip holds: {zip path: bytes, a source file or None for a folder}, and the bundle config."""
     source = project_source()
     entries: dict[str, bytes | Path | None] = {}
@@ -169,7 +181,9 @@ def bundle_entries(spec: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[dic
     return entries, config
 
 
-def build_bundle(spec: Any, out: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> BundleReport:
+def build_bundle(spec: Any, out: Path, timeout_s: float | None = None) -> BundleReport:
+    """Write the zip; ``timeout_s`` is the timeout set on Gradescope (default: ``fitting_timeout``)."""
+    timeout_s = fitting_timeout(spec.limits) if timeout_s is None else timeout_s
     if timeout_s <= 0:
         raise BundleError("--timeout must be positive")
     plan = time_plan(spec.limits, timeout_s)
@@ -212,7 +226,8 @@ def build_bundle(spec: Any, out: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
         tmp.unlink(missing_ok=True)
         raise
     return BundleReport(path=out, files=sum(v is not None for v in entries.values()), bytes=total, spec_path=config["spec"],
-                        suite_budget_s=min(budget, spec.limits.submission_timeout_s), warnings=warnings)
+                        suite_budget_s=min(budget, spec.limits.submission_timeout_s), warnings=warnings,
+                        timeout_s=timeout_s)
 
 
 # ---------------------------------------------------------------- `grader export gradescope`
@@ -223,9 +238,10 @@ EXPORT_HELP = "the Gradescope autograder zip (setup.sh, run_autograder, the grad
 def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--assignment", default=None, help="assignment id (default: the only one there is)")
     parser.add_argument("-o", "--out", required=True, metavar="FILE.zip", help="where to write the zip")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                        help=f"the autograder timeout set on Gradescope (default {DEFAULT_TIMEOUT_S}); "
-                        "the run keeps inside it")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="the autograder timeout set on Gradescope; the run keeps inside it (default: the "
+                             "shortest whole number of minutes that holds the spec's submission_timeout_s with "
+                             f"start-up and margins; Gradescope's own default is {GRADESCOPE_DEFAULT_TIMEOUT_S} s)")
 
 
 def export_run(args: argparse.Namespace) -> int:
@@ -246,6 +262,10 @@ def export_run(args: argparse.Namespace) -> int:
         print(f"grader export gradescope: warning: {warning}", file=sys.stderr)
     print(f"{report.path}: {report.files} files, {report.bytes / 1e6:.1f} MB unpacked; assignment {spec.id}; "
           f"hidden tests may start up to {report.suite_budget_s:.0f} s into grading", file=sys.stderr)
+    print(f"set the assignment's autograder timeout on Gradescope to {report.timeout_s:g} s "
+          f"({report.timeout_s / 60:g} min)" + (" (Gradescope's default is shorter)"
+                                                  if report.timeout_s > GRADESCOPE_DEFAULT_TIMEOUT_S else ""),
+          file=sys.stderr)
     return 0
 
 

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     output.add_argument("-v", "--verbose", action="store_true",
-                        help="also print one line per student as it is graded, and the run's warnings in full")
+                        help="also print one line per student as it is graded, above the live bar on a terminal")
     output.add_argument("--json", action="store_true",
                         help="print one JSON object summarising the run on stdout, and nothing else there")
 
@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: not a folder")
     spec = find_spec(args.assignment)
-    progress = for_stream(sys.stderr, quiet=args.quiet, machine=args.json)
+    progress = for_stream(sys.stderr, quiet=args.quiet, machine=args.json, verbose=args.verbose)
     try:
         summary = grade_class(spec, args.submissions, args.out, jobs=args.jobs, force=args.force,
                               executor=args.executor, id_pattern=args.id_pattern, progress=progress,
