@@ -259,3 +259,43 @@ def test_not_a_folder_or_zip(tmp_path):
         ingest([tmp_path / "alice.py"], tmp_path / "stage")
     with pytest.raises(IngestError, match="no such submission"):
         ingest([tmp_path / "nobody"], tmp_path / "stage")
+
+
+def test_a_flat_canvas_download_is_one_submission_per_student(tmp_path):
+    # Canvas puts every file in one folder, each named <login>[_LATE]_<user id>_<attachment id>_<file>
+    bulk = make_zip(tmp_path / "submissions.zip", {
+        "alice_111_901_blocks.py": CODE,
+        "alice_111_902_notes.txt": "n",
+        "bob_LATE_222_903_blocks.py": CODE,
+        "carol_333_904_day09.zip": zip_bytes({"day09/blocks.py": CODE}),
+    })
+    found, _ = ingest([bulk], tmp_path / "stage")
+    by_id = {i.student: i for i in found}
+    assert sorted(by_id) == ["alice", "bob", "carol"]
+    assert files_under(by_id["alice"].folder) == {"blocks.py": CODE, "notes.txt": "n"}
+    assert files_under(by_id["bob"].folder) == {"blocks.py": CODE} and by_id["bob"].lms.late
+    assert files_under(by_id["carol"].folder) == {"blocks.py": CODE}
+    assert by_id["alice"].lms.ids["user_id"] == "111"
+
+
+def test_a_flat_moodle_folder_is_one_submission_per_student(tmp_path):
+    dl = tmp_path / "moodle"
+    dl.mkdir()
+    (dl / "Dave Smith_67890_assignsubmission_file_blocks.py").write_text(CODE)
+    (dl / "Eve Adams_67891_assignsubmission_file_blocks.py").write_text(CODE)
+    (dl / "Eve Adams_67891_assignsubmission_file_extra.py").write_text("x = 1\n")
+    (dl / "Eve Adams_67891_assignsubmission_file_link.py").symlink_to("/etc/passwd")
+    found, _ = ingest([dl], tmp_path / "stage")
+    by_id = {i.student: i for i in found}
+    assert files_under(by_id["Dave-Smith"].folder) == {"blocks.py": CODE}
+    assert files_under(by_id["Eve-Adams"].folder) == {"blocks.py": CODE, "extra.py": "x = 1\n"}
+    assert "not a regular file" in by_id["Eve-Adams"].problems[0].detail
+    assert by_id["Eve-Adams"].lms.ids == {"participant": "67891"}
+
+
+def test_a_folder_with_other_files_is_still_one_submission(tmp_path):
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "blocks.py").write_text(CODE)
+    (tmp_path / "alice" / "bob_222_903_blocks.py").write_text(CODE)   # one LMS-looking name is not a download
+    [item] = ingest([tmp_path / "alice"], tmp_path / "stage")[0]
+    assert item.student == "alice" and item.folder == tmp_path / "alice"

@@ -18,7 +18,11 @@ How a folder (or the inside of a zip) is read, junk such as ``__MACOSX`` and
 3. it holds exactly one .zip and nothing else: that zip is the submission (the
    Moodle layout ``Alice Smith_12345_assignsubmission_file_/day09.zip``);
 4. anything else (two or more zips and/or folders): a class, each entry one
-   student. A class inside a class is not looked for.
+   student. A class inside a class is not looked for;
+5. before rule 1: files (and zips) that all carry an LMS's bulk-download names
+   (``alice_111_901_vgg.py``, ``Dave Smith_67890_assignsubmission_file_vgg.py``:
+   Canvas always downloads flat, Moodle when not "in folders") are a class too,
+   one submission per student, each file under its own name (``vgg.py``).
 
 Student ids come from names. The default rule recognises LMS bulk names and
 keeps the part before the LMS's numbers: Moodle's
@@ -68,6 +72,8 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 DEFAULT_ID_PATTERN = re.compile(r"^(?P<id>.+?)_(?:LATE_)?\d+_(?:assignsubmission_|\d+_)")
 MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<participant>\d+)_assignsubmission_")
 CANVAS_NAME = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_")
+MOODLE_FILE = re.compile(r"^.+?_\d+_assignsubmission_[a-z]+_(?P<file>.*)$")
+CANVAS_FILE = re.compile(r"^.+?(?:_LATE)?_\d+_\d+_(?P<file>.*)$")
 CHUNK = 1 << 16
 
 
@@ -339,7 +345,19 @@ def _folder_listing(folder: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def _is_class(files: list[str], zips: list[str], dirs: list[str]) -> bool:
-    return not files and len(zips) + len(dirs) >= 2
+    return (not files and len(zips) + len(dirs) >= 2) or _is_flat_lms_download(files, zips, dirs)
+
+
+def _is_flat_lms_download(files: list[str], zips: list[str], dirs: list[str]) -> bool:
+    """Files each named by the LMS for its student (Canvas always, Moodle without "download as folders"):
+    ``alice_111_901_vgg.py``, ``Dave Smith_67890_assignsubmission_file_vgg.py``."""
+    return bool(files) and not dirs and all(lms_identity(name) is not None for name in files + zips)
+
+
+def lms_file_name(name: str) -> str:
+    """The student's own file name inside an LMS bulk-download name (``vgg.py`` of ``alice_111_901_vgg.py``)."""
+    m = MOODLE_FILE.match(name) or CANVAS_FILE.match(name)
+    return m["file"] if m and m["file"] else name
 
 
 def _zip_is_class(zip_path: Path) -> bool:
@@ -390,8 +408,42 @@ class Ingest:
                 break
         return Incoming(sid, folder, origin)
 
+    def flat_lms_download(self, folder: Path, files: list[str], origin: str) -> list[Incoming]:
+        """One submission per student of a flat LMS download: each student's files, under their own names."""
+        students: dict[tuple[str, str], list[str]] = {}
+        for name in sorted(files):
+            identity = lms_identity(name)
+            user = identity.ids.get("participant") or identity.ids.get("user_id", "")
+            students.setdefault((identity.system, user), []).append(name)
+        out = []
+        for names in students.values():
+            first = names[0]
+            sid, where = self.ids(first), f"{origin}/{first}"
+            if len(names) == 1 and first.lower().endswith(".zip"):
+                item = self.student_zip(folder / first, sid, where)
+            else:
+                dest = self._scratch(sid)
+                left_out = []
+                for name in names:
+                    mode = os.lstat(folder / name)
+                    if not stat.S_ISREG(mode.st_mode):
+                        left_out.append(f"{name} (not a regular file; links are never followed)")
+                    elif mode.st_size > intake.MAX_FILE_BYTES:
+                        left_out.append(f"{name} (over the size limit of {intake.MAX_FILE_BYTES:,} bytes)")
+                    else:
+                        shutil.copyfile(folder / name, dest / lms_file_name(name))
+                item = Incoming(sid, dest, where)
+                if left_out:
+                    item.problems.append(Problem(kind="bad_input", message=f"{len(left_out)} item(s) were left out",
+                                                 detail="\n".join(left_out)))
+            item.lms = lms_identity(first)
+            out.append(item)
+        return out
+
     def class_folder(self, folder: Path, origin: str) -> list[Incoming]:
         files, zips, dirs = _folder_listing(folder)
+        if files:
+            return self.flat_lms_download(folder, files + zips, origin)
         out = []
         for name in sorted(zips + dirs):
             path, where = folder / name, f"{origin}/{name}"
