@@ -839,7 +839,8 @@ def nothing_to_grade(spec: AssignmentSpec, student: str, problems: list[Problem]
     starting a sandbox or running the suite (every test would only find the files missing)."""
     return SubmissionResult(
         student=student, assignment=spec.id, score=0.0, max_score=spec.total_points, execution_time=0.0, tests=[],
-        problems=problems, isolation="no code was run: the submission holds none of the assignment's files",
+        problems=problems, feedback=spec.feedback,
+        isolation="no code was run: the submission holds none of the assignment's files",
         grader_version=grader.__version__, key=key, graded_at=now_utc())
 
 

@@ -206,19 +206,19 @@ class SubmissionResult(BaseModel):
             got, out_of = sum(t.score for t in bonus), sum(t.max_score for t in bonus)
             head += f", including {points_text(got)} of {points_text(out_of)} extra-credit points"
         lines = [head + "."]
-        parts: dict[str, list[float]] = {}
+        parts: dict[str, list[float]] = {}   # target -> [points, of, extra-credit points, of]
         for t in self.tests:
-            part = parts.setdefault(t.target, [0.0, 0.0, 0.0])
-            part[0 if t.category != "bonus" else 2] += t.score
-            part[1] += t.max_score if t.category != "bonus" else 0.0
+            part = parts.setdefault(t.target, [0.0, 0.0, 0.0, 0.0])
+            at = 2 if t.category == "bonus" else 0
+            part[at] += t.score
+            part[at + 1] += t.max_score
         if parts:
             lines += ["", "Points by class and function:"]
-            for target, (got, out_of, extra) in parts.items():
-                if out_of:
-                    line = f"- {target}: {points_text(got)} / {points_text(out_of)}"
-                    lines.append(line + (f" (+{points_text(extra)} extra credit)" if extra else ""))
-                else:
-                    lines.append(f"- {target}: {points_text(extra)} extra-credit point(s)")
+            for target, (got, out_of, extra, extra_of) in parts.items():
+                shown = [f"{points_text(got)} / {points_text(out_of)}"] if out_of else []
+                if extra_of:
+                    shown.append(f"{points_text(extra)} / {points_text(extra_of)} extra credit")
+                lines.append(f"- {target}: {', '.join(shown)}")
         if self.problems:
             lines += ["", "Could not be graded:"]
             lines += [f"- {p.message}" for p in self.problems]
