@@ -844,6 +844,16 @@ def nothing_to_grade(spec: AssignmentSpec, student: str, problems: list[Problem]
         grader_version=grader.__version__, key=key, graded_at=now_utc())
 
 
+def read_as_graded(folder: Path, spec: AssignmentSpec):
+    """The submission's files as the engine reads them (grader.engine.GradingSession.grade), for the content
+    key and for deciding that there is nothing to grade."""
+    return read_submission(folder, spec.files)
+
+
+def has_gradable_file(files: dict[str, bytes], spec: AssignmentSpec) -> bool:
+    return any(name in files for name in spec.files)
+
+
 def other_files(files: dict[str, bytes], spec: AssignmentSpec) -> list[str]:
     """The submission's files that are not the assignment's own, for the run's summary."""
     return sorted(name for name in files if name not in spec.files)
@@ -869,7 +879,7 @@ def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
     for item in sorted(incoming, key=lambda i: i.student):
         for stale in (out / item.student).glob(".*.tmp"):   # a write cut short (the run holds the lock)
             stale.unlink(missing_ok=True)
-        intake = read_submission(item.folder, spec.files)
+        intake = read_as_graded(item.folder, spec)
         key = _content_key(intake.files, item.problems, suite, gpu)
         extra = {"empty": not intake.files, "other_files": other_files(intake.files, spec)}
         existing = None if force else _reusable(out / item.student, key)
@@ -878,7 +888,7 @@ def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
             results_io.save(existing, out / item.student)
         if existing is not None:
             kept.append(StudentOutcome.from_fields("kept", {**outcome_fields(existing), **extra}))
-        elif not any(name in intake.files for name in spec.files):
+        elif not has_gradable_file(intake.files, spec):
             result = nothing_to_grade(spec, item.student, list(item.problems) + intake.problems, key)
             result.lms = item.lms
             report_error = write_outputs(result, out / item.student)

@@ -309,6 +309,7 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
     threading.Thread(target=watchdog, daemon=True, name="gradescope-watchdog").start()
     try:
+        from grader.classrun import has_gradable_file, nothing_to_grade, read_as_graded
         from grader.engine import GradingSession
         from grader.ingest import Ingest
         from grader.spec import load_spec
@@ -326,8 +327,12 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
             last_start = started_at + float(config["last_test_start_s"])
             budget = min(spec.limits.submission_timeout_s, max(0.0, last_start - time.time()))
             session.spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"submission_timeout_s": budget})})
-            result = session.grade(incoming.folder, "submission")
-            result.problems = list(incoming.problems) + list(result.problems)
+            if has_gradable_file(read_as_graded(incoming.folder, spec).files, spec):
+                result = session.grade(incoming.folder, "submission")
+                result.problems = list(incoming.problems) + list(result.problems)
+            else:   # as `grader run` does: 0 and the reasons at once, no sandbox
+                intake = read_as_graded(incoming.folder, spec)
+                result = nothing_to_grade(spec, "submission", list(incoming.problems) + intake.problems, "")
         payload = result.to_gradescope()
     except BaseException as e:  # noqa: BLE001 - Gradescope must always get a results.json
         import traceback
