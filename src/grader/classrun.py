@@ -47,6 +47,7 @@ from grader import results as results_io
 from grader.gradebook import Gradebook, current_user, now_utc
 from grader.ingest import Incoming, IngestError, ingest
 from grader.intake import read_submission
+from grader.notebook.take import rules_for
 from grader.keys import submission_key, suite_key
 from grader.progress import Progress, summary_table
 from grader.results import LmsIdentity, Problem, SubmissionResult
@@ -847,7 +848,7 @@ def nothing_to_grade(spec: AssignmentSpec, student: str, problems: list[Problem]
 def read_as_graded(folder: Path, spec: AssignmentSpec):
     """The submission's files as the engine reads them (grader.engine.GradingSession.grade), for the content
     key and for deciding that there is nothing to grade."""
-    return read_submission(folder, spec.files)
+    return read_submission(folder, spec.files, rules_for(spec))
 
 
 def has_gradable_file(files: dict[str, bytes], spec: AssignmentSpec) -> bool:
@@ -890,7 +891,7 @@ def plan(spec: AssignmentSpec, incoming: list[Incoming], out: Path, suite: str,
             kept.append(StudentOutcome.from_fields("kept", {**outcome_fields(existing), **extra}))
         elif not has_gradable_file(intake.files, spec):
             result = nothing_to_grade(spec, item.student, list(item.problems) + intake.problems, key)
-            result.lms = item.lms
+            result.lms, result.notebook = item.lms, intake.notebook
             report_error = write_outputs(result, out / item.student)
             kept.append(StudentOutcome.from_fields("graded", {**outcome_fields(result), **extra,
                                                               "report_error": report_error}))

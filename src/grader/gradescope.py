@@ -333,6 +333,7 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
             else:   # as `grader run` does: 0 and the reasons at once, no sandbox
                 intake = read_as_graded(incoming.folder, spec)
                 result = nothing_to_grade(spec, "submission", list(incoming.problems) + intake.problems, "")
+                result.notebook = intake.notebook
         payload = result.to_gradescope()
     except BaseException as e:  # noqa: BLE001 - Gradescope must always get a results.json
         import traceback
