@@ -75,4 +75,7 @@ def test_the_notebook_section_shows_taken_and_left_out_cells(session, notebook_r
     set_viewport(driver, *PHONE, mobile=True)
     driver.get(notebook_report.as_uri())
     assert no_horizontal_scroll(driver)
+    section = driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=notebook]")
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    section.screenshot(str(ARTIFACTS / "student-report-notebook-section-phone.png"))
     screenshot(driver, "student-report-notebook-phone.png")
