@@ -69,13 +69,15 @@ def test_the_day09_reference_as_a_notebook_gets_full_marks(tmp_path):
     graded = json.loads((out / "nbstudent" / "grading.json").read_text())
     assert not marker.exists()
     assert graded["problems"] == []     # every file imported: the training cell did not run there either
-    # A per-test time limit can run out on a loaded machine, as it would for the reference; nothing else may go wrong.
-    slow = {f["test"] for f in graded["flags"] if f["kind"] == "timeout" and f["test"]}
-    assert len(slow) == len(graded["flags"]) <= 2, graded["flags"]
-    ran = [t for t in graded["tests"] if t["outcome"] != "skipped"
-           and not ({t["name"], t["nodeid"].split("::")[-1], t["nodeid"].split("::")[-1].split("[")[0]} & slow)]
-    assert ran and all(t["outcome"] == "passed" for t in ran), [t["name"] for t in ran if t["outcome"] != "passed"]
-    if not slow:
+    # A per-test time limit can run out on a loaded machine, as it would for the reference (the tests of that
+    # class then error, "charged once"); nothing else may go wrong.
+    assert all(f["kind"] == "timeout" and f["test"] for f in graded["flags"]), graded["flags"]
+    timed_out = [t for t in graded["tests"] if t["outcome"] == "error" and "did not finish within" in t["message"]]
+    assert len(timed_out) <= 4
+    ran = [t for t in graded["tests"] if t["outcome"] != "skipped" and t not in timed_out]
+    assert len(ran) > 100 and all(t["outcome"] == "passed" for t in ran), \
+        [t["name"] for t in ran if t["outcome"] != "passed"]
+    if not timed_out:
         assert graded["score"] >= graded["max_score"] > 0   # the bonus is extra; GPU checks skipped here carry none
     assert set(graded["notebook"]["written"]) == set(spec.files)
     page = (out / "nbstudent" / "report.html").read_text()
