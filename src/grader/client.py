@@ -185,7 +185,11 @@ class WorkerClient:
             if isinstance(item, dict) and item.get("kind") == "refused":
                 self._event("refused", str(item.get("detail", "")))
         if reply.get("ok") is True and isinstance(reply.get("result"), dict):
-            return {"result": reply["result"], "stdout": stdout}
+            materialised = reply.get("materialised")
+            return {"result": reply["result"], "stdout": stdout,
+                    "stand_ins_built": reply.get("stand_ins_built") if isinstance(reply.get("stand_ins_built"), int) else 0,
+                    "materialised": [list(s) for s in materialised[:4] if isinstance(s, list)]
+                    if isinstance(materialised, list) else []}
         error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
         kind = str(error.get("kind", "protocol"))[:40]
         if kind == "memory":
@@ -217,12 +221,21 @@ class WorkerClient:
         self.imported.add(file)
 
     def probe(self, probe: str, file: str, target: str, kind: str, args: list[Any], kwargs: dict[str, Any],
-              params: dict[str, Any], timeout: float, construct: bool = True) -> dict[str, Any]:
+              params: dict[str, Any], timeout: float, construct: bool = True,
+              stand_ins: dict[str, Any] | None = None, dry_run_input: list[int] | None = None) -> dict[str, Any]:
+        """Run ``probe`` on the submission's ``target``.
+
+        ``stand_ins`` (``{"source", "replace": {name: file}}``) puts the course's stand-ins in place of
+        those blocks while it runs; ``dry_run_input`` materialises lazy layers first.
+        """
         self.import_file(file)
-        reply = self._exchange({"op": "probe", "probe": probe, "file": file, "target": target, "kind": kind,
-                                "args": list(args), "kwargs": dict(kwargs), "params": params,
-                                "construct": construct}, timeout)
-        return reply
+        message = {"op": "probe", "probe": probe, "file": file, "target": target, "kind": kind, "args": list(args),
+                   "kwargs": dict(kwargs), "params": params, "construct": construct}
+        if stand_ins:
+            message["stand_ins"] = stand_ins
+        if dry_run_input:
+            message["dry_run_input"] = list(dry_run_input)
+        return self._exchange(message, timeout)
 
     def close(self) -> None:
         self.restart()

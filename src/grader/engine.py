@@ -19,6 +19,7 @@ import pytest
 import grader
 from grader.client import WorkerClient
 from grader.intake import read_submission
+from grader.isolation import Isolation
 from grader.mistakes import diagnose
 from grader.notebook.take import rules_for
 from grader.plugin import GradingPlugin, SuiteError, assign_points
@@ -34,7 +35,8 @@ SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
 class GradingSession:
     def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False) -> None:
         self.spec = spec
-        self.reference = ReferenceImplementation(spec, load_reference(spec.reference, spec.files))
+        self.stand_in_source = spec.stand_ins.read_text(encoding="utf-8") if spec.stand_ins else None
+        self.reference = ReferenceImplementation(spec, load_reference(spec.reference, spec.files), self.stand_in_source)
         self.sandbox_config = SandboxConfig(
             tmp_mb=spec.limits.tmp_mb, memory_mb=spec.limits.memory_mb, max_processes=spec.limits.max_processes,
             threads=threads, output_bytes=spec.limits.output_bytes, gpu=gpu)
@@ -66,12 +68,16 @@ class GradingSession:
         intake = read_submission(folder, spec.files, rules_for(spec))
         sandbox = self.sandbox
         client = WorkerClient(sandbox, intake.files, import_timeout_s=spec.limits.import_timeout_s)
-        student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s)
+        isolation = Isolation(spec, self.stand_in_source)
+        student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s,
+                                             dry_run_input=self.reference.dry_run_input, isolation=isolation)
         plugin = GradingPlugin(spec, student_impl, self.reference, deadline=started + spec.limits.submission_timeout_s,
-                              targets=targets)
+                              targets=targets, isolation=isolation)
+        self.reference.isolation = isolation
         try:
             run_suite(spec, plugin)
         finally:
+            self.reference.isolation = None
             client.close()
         order = {t.name: i for i, t in enumerate(spec.targets)}
         # in the spec's target order (blocks before the networks built from them), each target's tests as run

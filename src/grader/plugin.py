@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from grader.client import SubmissionError
+from grader.isolation import Isolation
 from grader.results import Outcome, TestResult
 from grader.spec import AssignmentSpec
 from grader.testing import Mistake, ReferenceImplementation, StudentImplementation
@@ -38,9 +39,10 @@ class SuiteError(Exception):
 
 class GradingPlugin:
     def __init__(self, spec: AssignmentSpec, student: StudentImplementation, reference: ReferenceImplementation,
-                 deadline: float, targets: set[str] | None = None) -> None:
+                 deadline: float, targets: set[str] | None = None, isolation: Isolation | None = None) -> None:
         self.assignment = spec
         self.targets = targets
+        self.isolation = isolation
         self._student = student
         self._reference = reference
         self.deadline = deadline
@@ -89,6 +91,10 @@ class GradingPlugin:
             keep = [i for i in items if i.get_closest_marker("grade").kwargs["target"] in self.targets]
             config.hook.pytest_deselected(items=[i for i in items if i not in keep])
             items[:] = keep
+        if self.isolation is not None and self.isolation.active:
+            # A target's dependencies are judged first, so their verdicts are known when its own tests run.
+            level = self.assignment.dependency_order()
+            items.sort(key=lambda i: level[i.get_closest_marker("grade").kwargs["target"]])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -101,6 +107,9 @@ class GradingPlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self._started[item.nodeid] = time.monotonic()
         self._student.stdout.clear()
+        self._student.notes.clear()
+        if self.isolation is not None:
+            self.isolation.begin(item.get_closest_marker("grade").kwargs["target"])
         if time.monotonic() > self.deadline:
             self.skipped_for_time.append(item.nodeid.split("::", 1)[-1])
             raise SubmissionError("timeout", "the submission's total time limit was used up before this test ran")
@@ -142,6 +151,10 @@ class GradingPlugin:
             message = "The grader could not run this check (an internal error, not your fault); your instructor has been told."
             self.internal_errors.append(f"{item.nodeid}: {type(exc).__name__}: {exc}")
             fields = {"data": {"error_kind": "internal"}}
+        if self.isolation is not None:
+            self.isolation.record(mark.kwargs["target"], outcome in (Outcome.failed, Outcome.error))
+        if self._student.notes:
+            fields["notes"] = list(self._student.notes)
         stdout = "".join(self._student.stdout)
         limit = self.assignment.limits.output_bytes
         if len(stdout) > limit:

@@ -65,6 +65,9 @@ class TestResult(BaseModel):
     fix: str | None = None
     # The key of the entry in SubmissionResult.mistakes this failure belongs to.
     mistake: str | None = None
+    # Said beside the verdict, whatever it is: a stand-in judged in place of a failed dependency, lazy layers
+    # materialised before measuring.
+    notes: list[str] = Field(default_factory=list)
     visibility: Visibility = "visible"
     duration_s: float = 0.0
     stdout: str = ""
@@ -85,6 +88,7 @@ class TestResult(BaseModel):
             lines.append(f"Likely cause: {self.hint}")
         if self.fix:
             lines.append(f"How to fix it: {self.fix}")
+        lines += [f"Note: {note}" for note in self.notes]
         if self.stdout:
             lines.append(f"Your code printed:\n{self.stdout}")
         return "\n".join(lines)

@@ -7,6 +7,7 @@ to its reference solution and student skeleton.
 
 from __future__ import annotations
 
+import ast
 import os
 import tomllib
 from pathlib import Path
@@ -26,11 +27,24 @@ class Strict(BaseModel):
 
 
 class Target(Strict):
-    """A class or function students implement."""
+    """A class or function students implement.
+
+    ``depends_on`` names the targets it is built from (a network's block). Under
+    the ``isolate`` policy, a dependency that failed its own tests is replaced,
+    in this target's tests, by the course's stand-in of the same name, on the
+    student's side and the reference's alike.
+
+    ``dry_run_input`` is the documented input of the module a target builds (a
+    class, or a function returning a model), for materialising lazy layers
+    before anything is measured: integers, or the name of a parameter whose
+    value is used (``[1, "in_channels", 8, 8]``).
+    """
 
     name: str
     file: str
     kind: Literal["class", "function"] = "class"
+    depends_on: list[str] = Field(default_factory=list)
+    dry_run_input: list[int | str] | None = None
 
     @field_validator("file")
     @classmethod
@@ -81,6 +95,9 @@ class NotebookOptions(Strict):
         return v
 
 
+DependencyPolicy = Literal["isolate", "cumulative"]
+
+
 class AssignmentSpec(Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     title: str
@@ -96,6 +113,11 @@ class AssignmentSpec(Strict):
     feedback: FeedbackPolicy = "hints"
     limits: Limits = Limits()
     notebook: NotebookOptions = NotebookOptions()
+    # How a target's tests treat a dependency that failed its own tests: "isolate" substitutes the
+    # course's stand-in (each mistake is charged once), "cumulative" uses the student's own.
+    dependencies: DependencyPolicy = "isolate"
+    # Course code, relative to the spec: one stand-in per target named in some ``depends_on``.
+    stand_ins: Path | None = None
     root: Path = Field(exclude=True)
 
     @model_validator(mode="after")
@@ -125,7 +147,64 @@ class AssignmentSpec(Strict):
         for field in ("reference", "skeleton", "hidden_tests", "public_tests"):
             if not getattr(self, field).is_dir():
                 raise ValueError(f"{field}: {getattr(self, field)} is not a folder")
+        self._check_dependencies()
         return self
+
+    def _check_dependencies(self) -> None:
+        names = {t.name for t in self.targets}
+        needed = []
+        for t in self.targets:
+            for dep in t.depends_on:
+                if dep not in names:
+                    raise ValueError(f"targets: {t.name} depends on unknown target {dep!r}")
+                if dep == t.name:
+                    raise ValueError(f"targets: {t.name} depends on itself")
+                needed.append(dep)
+        self.dependency_order()  # refuses a cycle
+        if not needed:
+            return
+        if self.stand_ins is None:
+            raise ValueError(f"stand_ins: targets depend on {sorted(set(needed))}, so the spec needs a stand-ins file")
+        if not self.stand_ins.is_file():
+            raise ValueError(f"stand_ins: {self.stand_ins} is not a file")
+        try:
+            tree = ast.parse(self.stand_ins.read_text(encoding="utf-8"), filename=str(self.stand_ins))
+        except SyntaxError as e:
+            raise ValueError(f"stand_ins: {self.stand_ins} is not valid Python: {e}") from None
+        classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+        for dep in sorted(set(needed)):
+            if self.target(dep).kind != "class":
+                raise ValueError(f"targets: a dependency must be a class with a stand-in; {dep} is a function")
+            if dep not in classes:
+                raise ValueError(f"stand_ins: {self.stand_ins.name} defines no class {dep}")
+
+    def dependencies_of(self, name: str) -> list[str]:
+        """Every target ``name`` is built from, directly or through another dependency, nearest first."""
+        seen: list[str] = []
+        queue = list(self.target(name).depends_on)
+        while queue:
+            dep = queue.pop(0)
+            if dep not in seen:
+                seen.append(dep)
+                queue.extend(self.target(dep).depends_on)
+        return seen
+
+    def dependency_order(self) -> dict[str, int]:
+        """Each target's level: 0 for a target built from nothing, else one more than its deepest dependency."""
+        levels: dict[str, int] = {}
+        by_name = {t.name: t for t in self.targets}
+
+        def level(name: str, path: tuple[str, ...]) -> int:
+            if name in path:
+                raise ValueError(f"targets: circular dependencies {' -> '.join(path + (name,))}")
+            if name not in levels:
+                deps = [d for d in by_name[name].depends_on if d in by_name]
+                levels[name] = 1 + max((level(d, path + (name,)) for d in deps), default=-1)
+            return levels[name]
+
+        for t in self.targets:
+            level(t.name, ())
+        return levels
 
     def target(self, name: str) -> Target:
         for t in self.targets:
@@ -155,7 +234,7 @@ def load_spec(path: Path) -> AssignmentSpec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from None
     root = path.parent.resolve()
-    for field in ("reference", "skeleton", "hidden_tests", "public_tests"):
+    for field in ("reference", "skeleton", "hidden_tests", "public_tests", "stand_ins"):
         if isinstance(raw.get(field), str):
             raw[field] = (root / raw[field]).resolve()
     try:

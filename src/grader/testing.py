@@ -16,6 +16,8 @@ the whole run. Points come from the assignment's rubric, never from the test.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -23,8 +25,10 @@ from typing import Any, Callable
 import pytest
 
 from grader.client import SubmissionError, WorkerClient, current_test
+from grader.isolation import Isolation
 from grader.spec import AssignmentSpec
 from grader.worker import probes as probe_library
+from grader.worker import standins
 
 __all__ = ["grade", "Mistake", "SubmissionError", "check", "check_equal", "commas", "Built",
            "StudentImplementation", "ReferenceImplementation"]
@@ -82,6 +86,8 @@ class Built:
     args: tuple
     kwargs: dict
     construct: bool = True
+    # Dependencies replaced by the course's stand-ins while it is built (see grader.isolation).
+    stand_ins: tuple[str, ...] = ()
 
     def probe(self, name: str, *, timeout: float | None = None, **params: Any) -> dict[str, Any]:
         if name not in probe_library.PROBES:
@@ -94,24 +100,29 @@ class Built:
 
 class Implementation:
     spec: AssignmentSpec
+    isolation: Isolation | None = None
+
+    def _built(self, target: str, args: tuple, kwargs: dict, construct: bool = True) -> Built:
+        stand_ins = self.isolation.stand_ins_for(target, args, kwargs, construct) if self.isolation else ()
+        return Built(self, target, args, kwargs, construct=construct, stand_ins=stand_ins)
 
     def build(self, target: str, *args: Any, **kwargs: Any) -> Built:
-        return Built(self, target, args, kwargs)
+        return self._built(target, args, kwargs)
 
     def function(self, target: str) -> Built:
         """The function object itself, for probes that call it with data they make."""
-        return Built(self, target, (), {}, construct=False)
+        return self._built(target, (), {}, construct=False)
 
     def call(self, target: str, *args: Any, **kwargs: Any) -> Any:
         """Call a function target and return its value as plain data."""
-        return Built(self, target, args, kwargs).probe("call_function")["value"]
+        return self._built(target, args, kwargs).probe("call_function")["value"]
 
     def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         raise NotImplementedError
 
 
 # Probes that only construct the target: a forward that hangs or crashes does not stop them.
-BUILD_ONLY_PROBES = frozenset({"describe", "param_count"})
+BUILD_ONLY_PROBES = frozenset({"describe", "param_count", "construct"})
 # Failures that cost a request's whole time or a worker: charged once per target, then remembered.
 FATAL_KINDS = frozenset({"timeout", "memory", "crash"})
 
@@ -126,13 +137,21 @@ class StudentImplementation(Implementation):
     a hang in the constructor stops every probe of that target.
     """
 
-    def __init__(self, client: WorkerClient, spec: AssignmentSpec, default_timeout: float) -> None:
+    def __init__(self, client: WorkerClient, spec: AssignmentSpec, default_timeout: float,
+                 dry_run_input: Callable[[str, tuple, dict, bool], list[int] | None] | None = None,
+                 isolation: Isolation | None = None) -> None:
         self.client = client
         self.spec = spec
         self.default_timeout = default_timeout
         self.stdout: list[str] = []
         # (target, "build" or "forward") -> the first fatal failure, and the test it happened in
         self.fatal: dict[tuple[str, str], tuple[SubmissionError, str | None]] = {}
+        # What the current test should tell the student beside its verdict (stand-ins used, lazy layers materialised).
+        self.notes: list[str] = []
+        self.dry_run_input = dry_run_input
+        self.isolation = isolation
+        if isolation is not None:
+            isolation.instantiates_stand_ins = self.instantiates_stand_ins
 
     def _remembered(self, target: str, probe: str) -> SubmissionError | None:
         phases = ("build",) if probe in BUILD_ONLY_PROBES else ("build", "forward")
@@ -144,15 +163,18 @@ class StudentImplementation(Implementation):
                                        "so the time limit is charged once)", first.traceback)
         return None
 
-    def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    def _probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None,
+               stand_ins: tuple[str, ...]) -> dict[str, Any]:
         target = self.spec.target(built.target)
         remembered = self._remembered(target.name, name)
         if remembered is not None:
             raise remembered
+        shape = self.dry_run_input(built.target, built.args, built.kwargs, built.construct) if self.dry_run_input else None
+        request = self.isolation.request(stand_ins) if self.isolation else None
         try:
             reply = self.client.probe(name, target.file, target.name, target.kind, list(built.args),
                                       dict(built.kwargs), params, timeout or self.default_timeout,
-                                      construct=built.construct)
+                                      construct=built.construct, stand_ins=request, dry_run_input=shape)
         except SubmissionError as e:
             if e.kind in FATAL_KINDS:
                 phase = "build" if name in BUILD_ONLY_PROBES or not built.construct else "forward"
@@ -160,34 +182,80 @@ class StudentImplementation(Implementation):
             raise
         if reply["stdout"]:
             self.stdout.append(reply["stdout"])
+        for materialised in reply.get("materialised", []):
+            self._note(f"Your {built.target} has lazy layers: they were given their sizes by one forward pass on a "
+                       f"zero input of shape {tuple(materialised)} (the documented input) before anything was measured.")
+        return reply
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        reply = self._probe(built, name, params, timeout, built.stand_ins)
+        if built.stand_ins and self.isolation is not None:
+            self._note(self.isolation.note(built.stand_ins))
         return reply["result"]
+
+    def instantiates_stand_ins(self, target: str, args: tuple, kwargs: dict, stand_ins: tuple[str, ...]) -> bool:
+        """Does building ``target`` with ``stand_ins`` in place create one (and not fail)?"""
+        try:
+            reply = self._probe(Built(self, target, args, kwargs), "construct", {}, None, stand_ins)
+        except SubmissionError:
+            return False
+        return reply.get("stand_ins_built", 0) > 0
 
 
 class ReferenceImplementation(Implementation):
     """Runs probes on the reference solution in this (trusted) process, memoised."""
 
-    def __init__(self, spec: AssignmentSpec, modules: dict[str, Any]) -> None:
+    def __init__(self, spec: AssignmentSpec, modules: dict[str, Any], stand_in_source: str | None = None) -> None:
         self.spec = spec
         self.modules = modules
         self.memo: dict[str, dict[str, Any]] = {}
+        self.stand_in_source = stand_in_source
+        # Set for the submission being graded (the reference's builds get the same stand-ins as the student's).
+        self.isolation: Isolation | None = None
+
+    def dry_run_input(self, target: str, args: tuple, kwargs: dict, construct: bool = True) -> list[int] | None:
+        """The target's documented input (``dry_run_input`` in the spec) for these constructor arguments."""
+        spec_target = self.spec.target(target)
+        if not construct or spec_target.dry_run_input is None:
+            return None
+        try:
+            bound = inspect.signature(getattr(self.modules[spec_target.file], target)).bind(*args, **kwargs)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return None
+        bound.apply_defaults()
+        shape = [bound.arguments.get(d) if isinstance(d, str) else d for d in spec_target.dry_run_input]
+        return shape if all(isinstance(n, int) and n > 0 for n in shape) else None
 
     def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        key = json.dumps([built.target, built.args, built.kwargs, built.construct, name, params], sort_keys=True, default=repr)
+        key = json.dumps([built.target, built.args, built.kwargs, built.construct, built.stand_ins, name, params],
+                         sort_keys=True, default=repr)
         if key not in self.memo:
-            target = self.spec.target(built.target)
-            obj = getattr(self.modules[target.file], target.name)
-            build: Callable[[], Any] = (lambda: obj(*built.args, **built.kwargs)) if built.construct else (lambda: obj)
             import torch
 
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # the reference runs once per run; never compete with the sandbox for cores
             try:
-                with torch.random.fork_rng():
+                with torch.random.fork_rng(), self._substitution(built.stand_ins):
+                    target = self.spec.target(built.target)
+                    obj = getattr(self.modules[target.file], target.name)
+                    build: Callable[[], Any] = (lambda: obj(*built.args, **built.kwargs)) if built.construct else (lambda: obj)
+                    build = probe_library.materialising(build, self.dry_run_input(built.target, built.args, built.kwargs,
+                                                                                  built.construct), [])
                     result = probe_library.PROBES[name](build, **params)
             finally:
                 torch.set_num_threads(threads)
             self.memo[key] = _plain_copy(result)
         return self.memo[key]
+
+    def _substitution(self, stand_ins: tuple[str, ...]) -> Any:
+        if not stand_ins or self.stand_in_source is None:
+            return contextlib.nullcontext()
+        originals = {name: getattr(self.modules[self.spec.target(name).file], name) for name in stand_ins}
+        return standins.Substitution(self.modules.values(), originals, standins.load(self.stand_in_source))
 
 
 def _plain_copy(result: dict[str, Any]) -> dict[str, Any]:

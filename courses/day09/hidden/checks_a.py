@@ -24,7 +24,8 @@ _MEMO: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDiction
 def probe(built: Built, name: str, **params: Any) -> dict[str, Any]:
     """``built.probe(name, **params)``, run once per submission (errors are replayed too)."""
     memo = _MEMO.setdefault(built.impl, {})
-    key = repr((built.target, built.args, sorted(built.kwargs.items()), built.construct, name, sorted(params.items())))
+    key = repr((built.target, built.args, sorted(built.kwargs.items()), built.construct, built.stand_ins, name,
+                sorted(params.items())))
     if key not in memo:
         try:
             memo[key] = ("ok", built.probe(name, **params))

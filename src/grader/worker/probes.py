@@ -167,7 +167,50 @@ def kaiming_init(model: nn.Module, seed: int) -> None:
                 nn.init.zeros_(module.bias)
 
 
+def has_lazy_layers(model: nn.Module) -> bool:
+    """Lazy layers (nn.LazyConv2d, nn.LazyBatchNorm2d, nn.LazyLinear) whose sizes are still unknown."""
+    return any(isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params()
+               for m in _modules_of(model))
+
+
+@torch.no_grad()
+def materialise(model: nn.Module, input_shape: list[int]) -> None:
+    """Give lazy layers their sizes with one eval-mode forward of zeros (running statistics untouched)."""
+    device = next((p.device for _, p in _named_parameters(model)), torch.device("cpu"))
+    modes = [(m, m.training) for m in _modules_of(model)]
+    _train(model, False)
+    try:
+        call(model, torch.zeros(*input_shape, device=device))
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def materialising(build: Callable[[], Any], input_shape: list[int] | None, seen: list[list[int]]) -> Callable[[], Any]:
+    """``build`` followed, for a module with lazy layers, by a dry run at ``input_shape`` (noted in ``seen``)."""
+    if not input_shape:
+        return build
+
+    def built() -> Any:
+        obj = build()
+        if isinstance(obj, nn.Module) and has_lazy_layers(obj):
+            materialise(obj, input_shape)
+            if input_shape not in seen:
+                seen.append(list(input_shape))
+        return obj
+
+    return built
+
+
 # --------------------------------------------------------------------------- probes
+
+@probe
+def construct(build: Callable[[], Any]) -> dict[str, Any]:
+    """Only build the target, on the meta device (nothing allocated or initialised)."""
+    with torch.device("meta"):
+        obj = build()
+    return {"type": type(obj).__name__}
+
 
 @probe
 def describe(build: Callable[[], Any]) -> dict[str, Any]:
