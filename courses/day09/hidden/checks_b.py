@@ -433,7 +433,7 @@ def check_overfit(target: str, got: dict, want: dict, artifacts: dict) -> None:
         hint = ("The loss stays above 1.46 = ln(1 + 9/e), the lowest cross-entropy possible when the outputs are "
                 "probabilities over 10 classes: return logits (no softmax at the end); CrossEntropyLoss applies "
                 "log-softmax itself.")
-    raise Mistake(f"{target} did not overfit one batch of 8 images in {len(losses)} Adam steps",
+    raise Mistake(f"{target} did not overfit one small batch of images in {len(losses)} Adam steps",
                   expected=f"loss below 0.25 (the reference reaches {ref[-1]:.3f} after {len(ref)} steps)",
                   found=f"loss {losses[0]:.3f} -> best {best:.3f}", hint=hint)
 

@@ -181,7 +181,7 @@ def test_mobilenet_params(student, reference, artifacts):
 @grade("MobileNetV1", "structure")
 def test_mobilenet_equivalence(student, reference, artifacts):
     """MobileNetV1 computes the specified network in eval and in train mode (same weights, same logits)"""
-    shape = [2, 3, 16, 16]
+    shape = [1, 3, 32, 32]
     mine = cb.run(student.build("MobileNetV1"), "anatomy", input_shape=shape)
     theirs = cb.run(reference.build("MobileNetV1"), "anatomy", input_shape=shape)
     cb.record_layer_table(artifacts, "MobileNetV1", mine, theirs)
@@ -223,7 +223,7 @@ def test_mobilenet_blocks(student, reference):
 @grade("MobileNetV1", "structure")
 def test_mobilenet_network_checks(student, reference):
     """MobileNetV1 returns logits, keeps samples independent and trains every parameter"""
-    shape = [2, 3, 16, 16]
+    shape = [2, 3, 32, 32]
     probs = cb.run_or_explain(student, reference, "MobileNetV1", (), "logits_check", shape)
     check(not probs["looks_like_probabilities"], "The output rows are probabilities (non-negative, summing to 1)",
           expected="raw logits", found="softmax output",
@@ -243,7 +243,7 @@ def test_mobilenet_network_checks(student, reference):
 @grade("MobileNetV1", "training")
 def test_mobilenet_overfits(student, reference, artifacts):
     """MobileNetV1 can overfit one small batch (Adam, lr 1e-3, train mode)"""
-    shape, params = [8, 3, 16, 16], dict(steps=30, lr=1e-3, target_loss=0.1)
+    shape, params = [4, 3, 32, 32], dict(steps=30, lr=1e-3, target_loss=0.1)
     want = cb.run(reference.build("MobileNetV1"), "overfit", input_shape=shape, **params)
     got = cb.run_or_explain(student, reference, "MobileNetV1", (), "overfit", shape, **params)
     cb.check_overfit("MobileNetV1", got, want, artifacts)
@@ -261,7 +261,7 @@ def test_mobilenet_trains_on_gpu(student, reference):
 @grade("MobileNetV1", "device")
 def test_mobilenet_meta(student, reference):
     """MobileNetV1 runs on any device (forward on the meta device)"""
-    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "meta_forward", [2, 3, 16, 16])
+    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "meta_forward", [2, 3, 32, 32])
     check_equal(got["shape"], [2, 10], "output shape on the meta device",
                 hint="Create tensors in forward from the input (device=x.device), and register tensors as buffers.")
 
