@@ -253,3 +253,91 @@ def test_lazy_layers_are_materialised_before_counting_and_the_report_says_so(min
     params = next(t for t in tests["SkipBlock"] if t.category == "params")
     assert any("lazy layers" in n and "(1, 4, 5, 5)" in n for n in params.notes)
     assert result.score == result.max_score
+
+
+# ----------------------------------------------------------------------------- the Day 9 corpus (slow)
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKS = ("ResidualBlock", "VGGBlock", "InceptionModule", "DepthwiseSeparableConv")
+
+
+def _block_cases(report):
+    """Wrong cases whose one mistake is in a block (their description names the block first)."""
+    return [r for r in report.results
+            if r.case.kind == "wrong" and r.case.description.split(":", 1)[0] in BLOCKS and r.unavailable is None]
+
+
+@pytest.mark.slow
+def test_a_block_mistake_costs_nothing_in_the_networks_built_from_it(graded_corpus):
+    cases = _block_cases(graded_corpus)
+    assert len(cases) >= 30
+    problems = []
+    for r in cases:
+        block = r.case.description.split(":", 1)[0]
+        dependents = [t for t in r.graded_targets if t != block and block in graded_corpus_spec().dependencies_of(t)]
+        assert dependents, f"{r.case.label}: no network built from {block} was graded"
+        assert any(f.target == block for f in r.failed), f"{r.case.label}: not caught by {block}'s own tests"
+        elsewhere = [f"{f.target}/{f.category}: {f.name}" for f in r.failed if f.target != block]
+        if elsewhere:
+            problems.append(f"{r.case.label}: {'; '.join(elsewhere)}")
+    assert not problems, "\n".join(problems)
+
+
+def graded_corpus_spec():
+    from grader.spec import find_spec
+
+    return find_spec("day09")
+
+
+@pytest.mark.slow
+def test_a_fixed_size_pool_costs_only_the_input_size_tests(graded_corpus):
+    cases = [r for r in graded_corpus.results if r.case.name.endswith("_fixed_avg_pool")]
+    assert {r.case.name for r in cases} >= {"inception_fixed_avg_pool", "mobilenet_fixed_avg_pool"}
+    for r in cases:
+        assert r.failed, f"{r.case.label} escaped"
+        assert {(f.target, f.category) for f in r.failed} == {(r.case.targets[0], "shape")}, r.failed
+        assert all("odd sizes" in f.name for f in r.failed)
+
+
+@pytest.mark.slow
+def test_textbook_lazy_layers_get_full_marks(graded_corpus):
+    cases = [r for r in graded_corpus.results if r.case.name.endswith("_lazy_layers")]
+    assert {r.case.name for r in cases} == {"resnet_lazy_layers", "inception_lazy_layers", "vgg_lazy_layers"}
+    for r in cases:
+        assert r.ok and not r.failed and r.lost == 0 and r.score > 0, r.verdict()
+
+
+def _with_biased_block(resnet_source: str) -> str:
+    """The same file with conv biases before BatchNorm in ResidualBlock (a second, independent mistake)."""
+    start, end = resnet_source.index("class ResidualBlock"), resnet_source.index("class ResNet")
+    block = resnet_source[start:end]
+    assert "bias=False" in block
+    return resnet_source[:start] + block.replace("bias=False", "bias=True") + resnet_source[end:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["resnet_wrong_stage_strides", "resnet_no_stem_relu", "resnet_block_too_few"])
+def test_a_networks_own_mistake_is_caught_with_the_stand_in_in_place(case, tmp_path):
+    from grader.audit import build_submission, load_case
+    from grader.spec import find_spec
+
+    spec = find_spec("day09")
+    folder = build_submission(spec, load_case(spec, "wrong", ROOT / "tests" / "corpus" / "wrong" / case), tmp_path / case)
+    (folder / "resnet.py").write_text(_with_biased_block((folder / "resnet.py").read_text()))
+    with GradingSession(spec) as session:
+        result = session.grade(folder, targets={"ResidualBlock", "ResNet"})
+    tests = by_target(result)
+    assert any(t.outcome is Outcome.failed for t in tests["ResidualBlock"])
+    failed = [t for t in tests["ResNet"] if t.outcome is Outcome.failed]
+    assert failed, f"{case}: ResNet's own mistake escaped once its block was replaced"
+    assert all(any("stand-in for ResidualBlock" in n for n in t.notes) for t in failed)
+
+
+@pytest.mark.slow
+def test_bobs_scaling_is_not_charged_for_his_residual_block(graded_demo):
+    result, _ = graded_demo["bob"]
+    tests = by_target(result)
+    assert any(t.outcome is Outcome.failed for t in tests["ResidualBlock"])
+    for target in ("ScaledResNet", "efficientnet_style", "ResNet", "ModernCNN", "resnet18"):
+        assert all(t.outcome is Outcome.passed for t in tests[target]), [t.message for t in tests[target]]
+    assert any("stand-in for ResidualBlock" in n for t in tests["efficientnet_style"] for n in t.notes)

@@ -9,8 +9,9 @@ Layout of a corpus folder::
     right/<case>/vgg.py
 
 Each case is graded as a submission made of the reference's files with the
-case's files written over them, running only the tests of the case's targets
-and of every other target defined in the case's files. A wrong case is caught
+case's files written over them, running only the tests of the case's targets,
+of every other target defined in the case's files, and of every target built
+from those (the spec's ``depends_on``). A wrong case is caught
 when a test of one of its targets does not pass; a right case must score full
 marks on everything that ran.
 """
@@ -254,8 +255,10 @@ def load_corpus(spec: AssignmentSpec, corpus: Path, only: list[str] | None = Non
 
 
 def graded_targets(spec: AssignmentSpec, case: Case) -> list[str]:
-    """The case's targets and every target defined in one of the files the case replaces."""
+    """The case's targets, every target defined in one of the files the case replaces, and every target
+    built from one of those (a wrong block is graded with the networks that use it, to see what they charge)."""
     names = set(case.targets) | {t.name for t in spec.targets if t.file in case.files}
+    names |= {t.name for t in spec.targets if names & set(spec.dependencies_of(t.name))}
     return [t.name for t in spec.targets if t.name in names]
 
 
