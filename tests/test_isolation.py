@@ -180,7 +180,9 @@ def wrong_block(make_submission):
     return make_submission({"blocks.py": WRONG_BLOCK}, name="wrong_block")
 
 
-def test_isolate_judges_the_tower_with_a_stand_in_for_the_failed_block(minicourse_copy, wrong_block):
+def test_isolate_judges_the_tower_with_a_stand_in_for_the_failed_block(minicourse_copy, wrong_block, tmp_path):
+    from grader.report import write_student_report
+
     spec = load_spec(tower_course(minicourse_copy))
     with GradingSession(spec) as session:
         result = session.grade(wrong_block)
@@ -191,6 +193,9 @@ def test_isolate_judges_the_tower_with_a_stand_in_for_the_failed_block(minicours
     for t in tests["Tower"]:
         assert t.notes and "stand-in for SkipBlock" in t.notes[0] and "Note: Judged with" in t.feedback()
     assert not any(t.notes for t in tests["SkipBlock"])
+    write_student_report(result, tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Judged with the course&#39;s stand-in for SkipBlock" in page or "Judged with the course's stand-in for SkipBlock" in page
 
 
 def test_cumulative_charges_the_block_again_in_the_tower(minicourse_copy, wrong_block):

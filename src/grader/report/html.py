@@ -235,6 +235,7 @@ def test_view(t: TestResult, anchor: str) -> dict[str, Any]:
         "expected": clean_text(t.expected) if t.expected is not None else None,
         "found": clean_text(t.found) if t.found is not None else None,
         "hint": clean_text(t.hint) if t.hint else None,
+        "notes": [clean_text(n) for n in t.notes],
         "stdout": clean_text(t.stdout, STDOUT_LIMIT) if t.stdout else None,
         "duration_s": t.duration_s,
     }
