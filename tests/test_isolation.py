@@ -344,5 +344,5 @@ def test_bobs_scaling_is_not_charged_for_his_residual_block(graded_demo):
     tests = by_target(result)
     assert any(t.outcome is Outcome.failed for t in tests["ResidualBlock"])
     for target in ("ScaledResNet", "efficientnet_style", "ResNet", "ModernCNN", "resnet18"):
-        assert all(t.outcome is Outcome.passed for t in tests[target]), [t.message for t in tests[target]]
+        assert not [t.message for t in tests[target] if t.outcome in (Outcome.failed, Outcome.error)]
     assert any("stand-in for ResidualBlock" in n for t in tests["efficientnet_style"] for n in t.notes)

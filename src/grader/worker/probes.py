@@ -193,10 +193,12 @@ def materialising(build: Callable[[], Any], input_shape: list[int] | None, seen:
 
     def built() -> Any:
         obj = build()
-        if isinstance(obj, nn.Module) and has_lazy_layers(obj):
-            materialise(obj, input_shape)
-            if input_shape not in seen:
-                seen.append(list(input_shape))
+        # A function may return the model with something else, e.g. (model, resolution).
+        for part in (obj if isinstance(obj, (tuple, list)) else (obj,)):
+            if isinstance(part, nn.Module) and has_lazy_layers(part):
+                materialise(part, input_shape)
+                if input_shape not in seen:
+                    seen.append(list(input_shape))
         return obj
 
     return built
