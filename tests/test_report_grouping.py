@@ -110,3 +110,18 @@ def test_unnamed_mistakes_of_a_block_and_its_network_with_one_likely_cause_are_o
     elsewhere = result.model_copy(deep=True)
     elsewhere.mistakes[1].file = "mobilenet.py"  # one wording in two files: two mistakes
     assert len(mistakes_of(elsewhere)) == 3
+
+
+def test_a_block_mistake_named_again_in_its_network_is_one_under_the_block_cause():
+    result = make_result("x", p_pass=1.0, broken_files=(), flags=False)
+    hint = "A 5x5 convolution has padding=1; it needs padding=2. Layers that differ: {}."
+    result.tests = [failed("InceptionModule", "shape", hint=hint.format("a")).model_copy(update={"mistake": "I.pad"}),
+                    failed("SimplifiedInception", "eval", hint=hint.format("b")).model_copy(update={"mistake": "S.pad"})]
+    result.mistakes = [
+        MistakeEntry(key="I.pad", kind="behaviour", target="InceptionModule", file="inception.py", summary="x",
+                     hint=result.tests[0].hint, named=True, points_lost=1.0),
+        MistakeEntry(key="S.pad", kind="behaviour", target="SimplifiedInception", file="inception.py", summary="y",
+                     hint=result.tests[1].hint, named=True, points_lost=1.0),
+    ]
+    (only,) = mistakes_of(result)
+    assert only.key == "I.pad" and only.target == "InceptionModule" and len(only.tests) == 2

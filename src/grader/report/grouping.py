@@ -1,11 +1,11 @@
 """One student's mistakes: the unit the class report counts.
 
 A result carries its mistakes (``SubmissionResult.mistakes``, diagnosed when it
-was graded). One the suite named keeps its key; one it did not name was keyed
-by its class at grading, so a wrong block that fails the network's tests too
-has two entries with one likely cause: here they are one, keyed by the file and
-the first sentence of that likely cause with what varies between students
-(numbers, quoted values) taken out. A result written before grading diagnosed mistakes
+was graded). A wrong block that fails the network's tests too may be charged
+there again, under a cause named per class or, unnamed, keyed by class: here
+entries of one file whose likely cause opens with the same sentence (numbers
+and quoted values set aside) are one mistake, under the first entry's key
+(the named cause, else the file and that sentence). A result written before grading diagnosed mistakes
 has none, and its failed tests are grouped the same way: by the cause the test
 named (``TestResult.cause``), else by its likely cause (the hint), else by its
 class and message. Either way one mistake that fails many tests is one
@@ -69,18 +69,22 @@ def mistakes_of(result: SubmissionResult) -> list[FoundMistake]:
     for t in result.tests:
         if t.mistake:
             failed.setdefault(t.mistake, []).append((t.target, t.name))
-    # A mistake the suite did not name is keyed by its class at grading; one wrong block failing the
-    # network's tests too then has two entries with one likely cause. Within a file they are one.
-    merged: dict[str, FoundMistake] = {}
+    # One wrong block also fails the networks built from it; grading may then charge it in each class
+    # (under a cause named per class, or, unnamed, keyed by class). Entries of one file whose likely
+    # cause opens with the same sentence are one mistake here, under the first (blocks come first).
+    merged: dict[tuple[str | None, str], FoundMistake] = {}
     for m in result.mistakes:
         title = m.hint or m.summary
-        key = m.key if m.named or m.kind in ("import", "missing") else f"{m.kind}:{m.file}:{normalise(headline(title))}"
+        same = (m.file, f"{m.kind}:{normalise(headline(title))}")
+        if m.kind in ("import", "missing"):
+            same = (m.file, m.key)
         tests = tuple(failed.get(m.key, ()))
-        if key in merged:
-            first = merged[key]
-            merged[key] = replace(first, tests=first.tests + tests, points_lost=first.points_lost + m.points_lost)
+        if same in merged:
+            first = merged[same]
+            merged[same] = replace(first, tests=first.tests + tests, points_lost=first.points_lost + m.points_lost)
         else:
-            merged[key] = FoundMistake(key, m.kind, m.target, title, tests, m.points_lost)
+            key = m.key if m.named or m.kind in ("import", "missing") else f"{m.kind}:{m.file}:{same[1]}"
+            merged[same] = FoundMistake(key, m.kind, m.target, title, tests, m.points_lost)
     return list(merged.values())
 
 
