@@ -15,6 +15,8 @@ done
 
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+# libseccomp compiles the sandbox's seccomp filter (through the pyseccomp binding in .venv)
+{ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)
 if [ "$with_browser" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)

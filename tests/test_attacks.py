@@ -177,6 +177,11 @@ def _not_a_class(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert "SkipBlock is a function, not a class" in next(t.message for t in r.tests if t.nodeid == "test_param_count")
 
 
+def _reply_liar(r: SubmissionResult, ctx: dict[str, Any]) -> None:
+    assert _flag_for(r, "refused", text="changed how the worker sends its answers"), r.flags
+    assert all(t.outcome is not Outcome.passed for t in r.tests)
+
+
 def _no_flags(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert not r.flags, r.flags
 
@@ -230,6 +235,9 @@ CASES: dict[str, Case] = {
     "default_dtype": Case(8, "torch.set_default_dtype(torch.float64) is a plain API call: no flag (float32 inputs then "
                              "fail the shape test, the student's own doing)",
                           plain_bug=True, check=_no_flags),
+    "reply_liar": Case(0, "patching socket.socket.sendall to turn every answer into a pass earns nothing: the worker "
+                          "sends through the socket methods it captured, fails the request and is replaced",
+                       flags={"refused"}, check=_reply_liar),
     "bad_bytes": Case(2, "a non-UTF-8 file and a non-UTF-8 name: a clear message, the rest is graded",
                       plain_bug=True, check=_bad_bytes),
     "special_files": Case(10, "FIFOs, sockets, deep nesting and oversize files are left out without blocking",
@@ -532,3 +540,35 @@ def test_zip_that_escapes_its_folder(session: GradingSession, tmp_path: Path) ->
     assert sorted(p.name for p in dest.rglob("*")) == ["blocks.py", "extra.py"]
     result = session.grade(dest)
     assert result.score == 10, result
+
+
+def _scores(r: SubmissionResult) -> list[tuple[str, Outcome, float]]:
+    return [(t.nodeid, t.outcome, t.score) for t in r.tests]
+
+
+def test_freeloader_after_a_donor_scores_what_it_scores_alone(session: GradingSession, server: Server,
+                                                              tmp_path: Path) -> None:
+    """Graded right after a donor in the same worker pool, a freeloader finds nothing the donor left.
+
+    The donor leaves its sources in every writable folder, in the descriptors
+    of every process it can see (bubblewrap's init once held its stderr on a
+    host file), in POSIX and SysV message queues, SysV shared memory, an
+    abstract Unix socket served by a daemon, the environment and its own heap.
+    The freeloader looks in all of them (and scans its own memory) and would
+    run what it finds: it must score exactly what it scores alone, which is
+    what the unfinished skeleton scores.
+    """
+    values = _values(tmp_path, server)
+    donor = materialize("donor", tmp_path / "donor", values)
+    freeloader = materialize("freeloader", tmp_path / "freeloader", values)
+    given = session.grade(donor)
+    assert given.score == 10, given
+    after = session.grade(freeloader)
+    assert session.sandbox.leftover_processes() == []
+    assert _wait_gone(values["TAG"]) == []
+    with GradingSession(session.spec) as fresh:
+        alone = fresh.grade(freeloader)
+    assert _scores(after) == _scores(alone), (after.tests, alone.tests)
+    assert after.score == alone.score == 2  # double() only: SkipBlock is the unfinished stub
+    seen = [t.stdout for t in after.tests if "SEEN:" in t.stdout]
+    assert seen and all("SEEN: []" in line for s in seen for line in s.splitlines() if "SEEN:" in line), seen

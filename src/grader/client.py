@@ -194,6 +194,10 @@ class WorkerClient:
         kind = str(error.get("kind", "protocol"))[:40]
         if kind == "memory":
             self._event("memory", "the worker ran out of memory (MemoryError)")
+        if kind == "reply_path":
+            self.restart()
+            self._event("refused", "the submission changed how the worker sends its answers; the request failed "
+                        "and the worker was replaced")
         raise SubmissionError(kind, str(error.get("message", "malformed error reply"))[:2000],
                               str(error.get("traceback", ""))[:4000], stdout)
 

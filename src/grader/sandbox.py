@@ -36,6 +36,10 @@ from grader.worker import protocol
 WORKER_PACKAGE = Path(__file__).resolve().parent / "worker"
 GRADER_PACKAGE = Path(__file__).resolve().parent
 INSIDE_ROOT = "/opt/grader-worker"
+# The host's procfs, read-only and out of the way: its presence is what lets a worker mount a /proc of its
+# own PID namespace (the kernel allows that only where some procfs is fully visible, and bubblewrap's
+# /proc has covered subfolders). Every worker covers this folder before it reads the submission.
+HOST_PROC = "/opt/host-proc"
 WORKDIR = "/home/student"
 MEMORY_SLACK_MB = 512  # copy-on-write copies of the zygote's pages a fresh worker makes
 
@@ -226,8 +230,10 @@ GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG", "LD_LIBRAR
 
 def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | list[str] = ()) -> list[str]:
     size = str(tmp_mb * 1024 * 1024)
+    # No --disable-userns: each worker enters user, mount, IPC, PID and network namespaces of its own
+    # (grader.worker.namespaces); the workers' seccomp filter refuses any namespace after that.
     cmd = [bwrap_path() or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-           "--cap-drop", "ALL", "--disable-userns", "--uid", "65534", "--gid", "65534",
+           "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534",
            "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if os.path.islink(link):
@@ -247,7 +253,7 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
             else:
                 cmd += ["--ro-bind", "/dev/null", path]
     cmd += ["--ro-bind", str(WORKER_PACKAGE), f"{INSIDE_ROOT}/grader_worker",
-            "--proc", "/proc", "--dev", "/dev",
+            "--proc", "/proc", "--ro-bind", "/proc", HOST_PROC, "--dev", "/dev",
             "--size", size, "--tmpfs", "/dev/shm",
             "--size", size, "--tmpfs", "/tmp",
             "--size", size, "--tmpfs", WORKDIR,
@@ -270,9 +276,10 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
     return cmd
 
 
-def _zygote_argv(python: str, root: str, fd: int) -> list[str]:
+def _zygote_argv(python: str, root: str, fd: int, host_proc: str) -> list[str]:
+    """``host_proc``: the folder the host's procfs is bound on, or "" for no fresh namespaces per worker."""
     boot = f"import sys; sys.path.insert(0, {root!r}); from grader_worker.zygote import main; main()"
-    return [python, "-I", "-c", boot, str(fd)]
+    return [python, "-I", "-c", boot, str(fd), host_proc]
 
 
 @dataclass
@@ -286,6 +293,7 @@ class SandboxConfig:
     require_bwrap: bool = False
     seccomp: bool = True
     hide: tuple[str, ...] = ()
+    namespaces: bool = True  # fresh namespaces per worker where the kernel allows them
 
 
 class Sandbox:
@@ -313,6 +321,8 @@ class Sandbox:
             (self._boot_root / "grader_worker").symlink_to(WORKER_PACKAGE, target_is_directory=True)
         self.generation = 0
         self.seccomp = False
+        self.seccomp_missing: str | None = None
+        self.namespaces: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
         self._baseline: set[int] = set()
@@ -327,20 +337,22 @@ class Sandbox:
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         python = sys.executable
         if self.use_bwrap:
-            argv = bwrap_command(python, config.tmp_mb, config.gpu, config.hide) + _zygote_argv(python, INSIDE_ROOT, theirs.fileno())
+            argv = (bwrap_command(python, config.tmp_mb, config.gpu, config.hide)
+                    + _zygote_argv(python, INSIDE_ROOT, theirs.fileno(), HOST_PROC if config.namespaces else ""))
         else:
-            argv = _zygote_argv(python, str(self._boot_root), theirs.fileno())
+            argv = _zygote_argv(python, str(self._boot_root), theirs.fileno(), "")
         env = {"PATH": "/usr/bin:/bin", "HOME": self.workdir}
         if config.gpu:
             # The GPU stays visible as the host sees it; the driver's libraries may sit on LD_LIBRARY_PATH.
             env.update({k: os.environ[k] for k in GPU_ENVIRONMENT if k in os.environ})
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
-        self._stderr = tempfile.TemporaryFile()
+        # A pipe, read only if start-up fails and closed once the zygote is ready: nothing in the sandbox
+        # keeps a host file open (the zygote points its own stderr at /dev/null when ready).
         cgroups = self.cgroups
         self.proc = subprocess.Popen(
             argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self._stderr, env=env, cwd=str(self._host_tmp or "/"), start_new_session=True,
+            stderr=subprocess.PIPE, env=env, cwd=str(self._host_tmp or "/"), start_new_session=True,
             preexec_fn=cgroups.enter if cgroups else None,
         )
         theirs.close()
@@ -350,8 +362,11 @@ class Sandbox:
             err = self._stderr_tail()
             self.close()
             raise SandboxError(f"worker failed to start: {e}; {err}") from None
+        self._close_stderr()
         self.zygote_pid = hello.get("pid")
         self.seccomp = bool(hello.get("seccomp")) and config.seccomp
+        self.seccomp_missing = hello.get("seccomp_missing") if config.seccomp else None
+        self.namespaces = hello.get("namespaces") if self.use_bwrap and config.namespaces else None
         if self.cgroups:
             self._baseline = set(self.cgroups.pids_now())
             self._protect_zygote()
@@ -376,8 +391,15 @@ class Sandbox:
             text = "bubblewrap (no network; private read-only filesystem view; dropped capabilities; no new privileges)"
         else:
             text = "process only (bubblewrap unavailable: network and filesystem NOT isolated)"
+        if self.namespaces:
+            text += ("; fresh namespaces per student (user, mount, IPC, PID, network; private folders"
+                     + ("; own /proc)" if self.namespaces == "own" else "; no /proc)"))
+        elif self.use_bwrap:
+            text += "; one sandbox shared by the class's workers (fresh namespaces per student unavailable here)"
         if self.seccomp:
-            text += "; seccomp (no signals to the grader, no IPv4/IPv6 sockets, no ptrace)"
+            text += "; seccomp by libseccomp (no signals or tracing of the grader, no IP or raw sockets, no IPC objects)"
+        elif self.seccomp_missing:
+            text += f"; NO seccomp filter: {self.seccomp_missing}"
         if self.cgroups:
             text += f"; pids<= {self.config.max_processes} and memory<= {self.memory_budget >> 20} MiB by cgroup"
         else:
@@ -389,12 +411,16 @@ class Sandbox:
             if self.proc is not None:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-            self._stderr.seek(0, os.SEEK_END)
-            size = self._stderr.tell()
-            self._stderr.seek(max(0, size - 2000))
-            return self._stderr.read().decode(errors="replace")
+                if self.proc.stderr is not None:
+                    os.set_blocking(self.proc.stderr.fileno(), False)
+                    return (self.proc.stderr.read(1 << 16) or b"")[-2000:].decode(errors="replace")
         except Exception:  # noqa: BLE001
-            return ""
+            pass
+        return ""
+
+    def _close_stderr(self) -> None:
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     def _stop(self) -> None:
         """End the zygote and everything it started; the cgroups stay for a restart."""
@@ -412,10 +438,7 @@ class Sandbox:
                 pass
         if self.control is not None:
             self.control.close()
-        try:
-            self._stderr.close()
-        except Exception:  # noqa: BLE001
-            pass
+        self._close_stderr()
 
     def restart(self) -> None:
         """Replace a dead (or wedged) zygote with a fresh one."""
@@ -450,15 +473,20 @@ class Sandbox:
         """Fork a fresh worker holding ``files``; return the socket to talk to it."""
         import numpy as np
 
-        config = {"workdir": f"{self.workdir}/submission", "rlimits": self.rlimits(), "seccomp": self.config.seccomp,
-                  "threads": self.config.threads, "output_bytes": self.config.output_bytes}
         payload = {rel: np.frombuffer(data, dtype=np.uint8) for rel, data in files.items()}
         for attempt in range(2):
             if not self.alive():
                 self.restart()
+            config = {"workdir": f"{self.workdir}/submission", "rlimits": self.rlimits(),
+                      "seccomp": self.config.seccomp, "threads": self.config.threads,
+                      "output_bytes": self.config.output_bytes, "namespaces": bool(self.namespaces),
+                      "private": self._wipe_list(), "private_bytes": self.config.tmp_mb * 1024 * 1024,
+                      "host_proc": HOST_PROC}
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self._control({"op": "spawn", "config": config, "files": payload}, fds=[theirs.fileno()])
+                self._control({"op": "spawn", "config": config}, fds=[theirs.fileno()])
+                # The files go to the worker itself, after the fork: the zygote never holds a submission.
+                protocol.send(ours, {"files": payload}, deadline=time.monotonic() + 60)
                 return ours
             except (OSError, protocol.ProtocolError, TimeoutError) as e:
                 ours.close()

@@ -69,6 +69,17 @@ _get_defaults = operator.attrgetter("__defaults__")
 _get_kwdefaults = operator.attrgetter("__kwdefaults__")
 # Caches Python and torch fill in on their own (copy/pickle, ABCs): never a student's doing.
 _SELF_FILLED = frozenset({"__slotnames__", "_abc_impl", "__abstractmethods__", "_is_protocol"})
+# Modules a reply is encoded and sent with (json, numpy's .npy writer, the socket layer, the wire format).
+REPLY_PATH_MODULES = ("socket", "_socket", "json.encoder", "numpy.lib.format", "io", "struct")
+_REPLY_PATH_PREFIXES = ("socket.", "_socket.", "json.", "numpy.save", "numpy.lib.format.", "grader_worker.protocol.",
+                        "io.", "struct.")
+
+
+def touches_reply_path(changed: str) -> bool:
+    """Whether a name the integrity check found changed is part of how replies are encoded and sent."""
+    return changed.startswith(_REPLY_PATH_PREFIXES)
+
+
 # Names that plain torch calls rebind themselves: torch.set_default_dtype replaces torch.Storage.
 _REBOUND_BY_API = frozenset({("torch", "Storage"), ("torch", "__warningregistry__")})
 
@@ -105,6 +116,14 @@ class Integrity:
         self.entries: list[tuple[str, Any, str, dict[str, Any]]] = []
         for cls in dict.fromkeys(classes):
             self.entries.append((cls.__qualname__, cls, "class", dict(vars(cls))))
+        # The reply path: what encoding and sending an answer relies on.
+        for label, cls in (("socket.socket", socket.socket), ("json.JSONEncoder", json.JSONEncoder)):
+            self.entries.append((label, cls, "class", dict(vars(cls))))
+        for label in REPLY_PATH_MODULES:
+            if label in sys.modules:
+                self.entries.append((label, sys.modules[label], "module", dict(vars(sys.modules[label]))))
+        if "torch.cuda" in sys.modules:
+            self.entries.append(("torch.cuda", sys.modules["torch.cuda"], "module", dict(vars(sys.modules["torch.cuda"]))))
         for module, label in ((builtins, "builtins"), (torch, "torch"), (torch.nn, "torch.nn"),
                               (torch.nn.functional, "torch.nn.functional"), (numpy, "numpy"),
                               (probes_module, "grader_worker.probes"), (protocol, "grader_worker.protocol"),
@@ -252,6 +271,7 @@ class Child:
         self.folder = folder
         self.out = CappedOutput(output_limit)
         self.integrity: Integrity | None = None
+        self.reply_path_changed: list[str] = []
 
     def restore(self) -> list[str]:
         """Undo monkeypatching of torch, builtins or the worker; report each change once as refused."""
@@ -261,7 +281,17 @@ class Child:
         if changed:
             shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
             _note_refused(f"your code replaced {shown}; the original was put back before measuring")
+            self.reply_path_changed += [c for c in changed if touches_reply_path(c)]
         return changed
+
+    def reply_path_tampering(self) -> list[str]:
+        """What changed in the reply path since the last reply (already put back), and tracing hooks set."""
+        found, self.reply_path_changed = self.reply_path_changed, []
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            found.append("a trace or profile hook (sys.settrace / sys.setprofile)")
+            sys.settrace(None)
+            sys.setprofile(None)
+        return found
 
     def import_file(self, file: str) -> Any:
         name = file[:-3] if file.endswith(".py") else file
@@ -372,8 +402,14 @@ class Child:
                 reply = self.handle(req)
             except BaseException as e:  # noqa: BLE001 - e.g. a hostile exception escaping a handler
                 reply = {"ok": False, "error": _error("exception", f"{type(e).__name__}: {_safe_str(e)}", None, self.folder)}
-            if req.get("op") != "probe":  # a probe restored everything as it ended
-                self.restore()  # nothing the student patched may change how this reply is encoded or the next one read
+            self.restore()  # nothing the student patched may change how this reply is encoded or the next one read
+            tampered = self.reply_path_tampering()
+            if tampered:
+                # Whatever the answer was, it was computed while the way it is sent was in the student's hands.
+                reply = {"ok": False, "error": {"kind": "reply_path", "message": (
+                    f"your code changed how the worker sends its answers ({', '.join(tampered[:3])}); no answer "
+                    "from this worker can be trusted, so this check fails and the worker is replaced"),
+                    "traceback": ""}}
             text, truncated = self.out.take()
             events = [{"kind": "refused", "detail": d} for d in _refused]
             _refused.clear()
@@ -390,7 +426,7 @@ class _ConstructionError(Exception):
 
 
 def run(sock: socket.socket, folder: str, output_limit: int, protected: list[int] | None = None) -> None:
-    if protected:
+    if protected is not None:
         install_guard(protected)
     child = Child(sock, folder, output_limit)
     child.integrity = Integrity()

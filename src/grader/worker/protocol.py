@@ -17,6 +17,7 @@ Any violation raises ``ProtocolError``.
 
 from __future__ import annotations
 
+import _socket
 import io
 import json
 import math
@@ -33,6 +34,13 @@ MAX_FRAME = 256 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_ARRAY_DIMS = 32  # numpy's own limit is 64; no tensor a probe returns has more than a handful
 _LEN = struct.Struct(">I")
+# The socket methods of the C type, taken when this module is imported (in the worker: before any student
+# code). The type is immutable, so patching ``socket.socket.sendall`` or a socket's attributes later never
+# changes how a frame is sent or read; rebinding these names is caught by the worker's integrity check.
+_SENDALL = _socket.socket.sendall
+_SEND = _socket.socket.send
+_RECV_INTO = _socket.socket.recv_into
+_SETTIMEOUT = _socket.socket.settimeout
 
 
 class ProtocolError(Exception):
@@ -193,11 +201,11 @@ def _recv_into(sock: socket.socket, buf: bytearray | memoryview, deadline: float
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no reply in time")
-            sock.settimeout(remaining)
+            _SETTIMEOUT(sock, remaining)
         else:
-            sock.settimeout(None)
+            _SETTIMEOUT(sock, None)
         try:
-            k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+            k = _RECV_INTO(sock, view[got:], min(n - got, 1 << 20))
         except socket.timeout:
             raise TimeoutError("no reply in time") from None
         if not k:
@@ -215,17 +223,17 @@ def send(sock: socket.socket, message: dict[str, Any], deadline: float | None = 
     """Send one frame; with ``deadline``, a peer that stops reading raises ``TimeoutError``."""
     data = encode(message)
     if deadline is None:
-        sock.settimeout(None)
-        sock.sendall(data)
+        _SETTIMEOUT(sock, None)
+        _SENDALL(sock, data)
         return
     view, sent = memoryview(data), 0
     while sent < len(data):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the other side stopped reading")
-        sock.settimeout(remaining)
+        _SETTIMEOUT(sock, remaining)
         try:
-            sent += sock.send(view[sent:])
+            sent += _SEND(sock, view[sent:])
         except socket.timeout:
             raise TimeoutError("the other side stopped reading") from None
 

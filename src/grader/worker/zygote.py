@@ -21,24 +21,23 @@ keyrings, io_uring, bpf and perf events.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
-import platform
 import resource
 import signal
 import socket
 import stat
-import struct
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from . import namespaces, protocol, seccomp_filter
+
 PR_SET_DUMPABLE = 4
-PR_SET_SECCOMP = 22
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
-SECCOMP_MODE_FILTER = 2
+WORKER_UNSAFE = 97  # exit status of a worker that stopped before student code: its sandbox could not be made
+FILES_TIMEOUT_S = 60
 
 
 def _prctl(option: int, value: int, arg3: ctypes.c_void_p | None = None) -> int:
@@ -47,116 +46,38 @@ def _prctl(option: int, value: int, arg3: ctypes.c_void_p | None = None) -> int:
                       ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 
-# --------------------------------------------------------------------------- seccomp
+# --------------------------------------------------------------------------- probes of what this kernel allows
 
-# Syscall numbers of the architectures we know (x86_64 from <asm/unistd_64.h>,
-# aarch64 from the generic table). Anything else runs without the filter and
-# says so in the worker's isolation report.
-_ARCHES: dict[str, tuple[int, dict[str, int]]] = {
-    "x86_64": (0xC000003E, {
-        "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
-        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "process_madvise": 440,
-        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "prlimit64": 302,
-        "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142, "sched_setattr": 314,
-        "migrate_pages": 256, "move_pages": 279, "socket": 41, "shmget": 29, "msgget": 68, "semget": 64,
-        "add_key": 248, "request_key": 249, "keyctl": 250, "io_uring_setup": 425, "bpf": 321,
-        "perf_event_open": 298, "userfaultfd": 323,
-    }),
-    "aarch64": (0xC00000B7, {
-        "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
-        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "process_madvise": 440,
-        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "prlimit64": 261,
-        "sched_setaffinity": 122, "sched_setscheduler": 119, "sched_setparam": 118, "sched_setattr": 274,
-        "migrate_pages": 238, "move_pages": 239, "socket": 198, "shmget": 194, "msgget": 186, "semget": 190,
-        "add_key": 217, "request_key": 218, "keyctl": 219, "io_uring_setup": 425, "bpf": 280,
-        "perf_event_open": 241, "userfaultfd": 282,
-    }),
-}
-_DENY_ALWAYS = ("pidfd_send_signal", "pidfd_getfd", "process_madvise", "ptrace", "process_vm_readv",
-                "process_vm_writev", "shmget", "msgget", "semget", "add_key", "request_key", "keyctl",
-                "io_uring_setup", "bpf", "perf_event_open", "userfaultfd")
-# Calls whose first argument is a process id: refused when it names a protected process.
-_PID_FIRST = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open", "prlimit64",
-              "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "migrate_pages",
-              "move_pages")
-_NET_FAMILIES = (socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_PACKET", 17))
-
-_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
-_RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
-_X32_BIT = 0x40000000
-
-
-def seccomp_program(protected: list[int], arch: str | None = None) -> bytes | None:
-    """A classic-BPF seccomp filter as bytes (``struct sock_filter[]``), or None on an unknown CPU."""
-    arch = arch or platform.machine()
-    if arch not in _ARCHES:
-        return None
-    audit_arch, nr = _ARCHES[arch]
-    values = sorted({p & 0xFFFFFFFF for p in protected} | {0xFFFFFFFF})  # -1 is "every process"
-    prog: list[tuple[int, int, int, int | str]] = []  # (code, jt, jf, k); jt/jf may be "DENY"
-
-    def op(code: int, k: int, jt: int | str = 0, jf: int | str = 0) -> None:
-        prog.append((code, jt, jf, k))  # type: ignore[arg-type]
-
-    op(_LD_W_ABS, 4)                                  # seccomp_data.arch
-    op(_JEQ_K, audit_arch, 1, 0)
-    op(_RET_K, _RET_ERRNO | errno.EPERM)              # a foreign ABI (i386 on x86_64): refuse everything
-    op(_LD_W_ABS, 0)                                  # seccomp_data.nr
-    if arch == "x86_64":
-        op(_JGE_K, _X32_BIT, "DENY", 0)               # the x32 ABI
-    for name in _DENY_ALWAYS:
-        op(_JEQ_K, nr[name], "DENY", 0)
-    for name in _PID_FIRST:
-        op(_JEQ_K, nr[name], 0, len(values) + 2)
-        op(_LD_W_ABS, 16)                             # low 32 bits of args[0]: the kernel reads a pid_t
-        for v in values:
-            op(_JEQ_K, v, "DENY", 0)
-        op(_LD_W_ABS, 0)
-    op(_JEQ_K, nr["socket"], 0, len(_NET_FAMILIES) + 2)
-    op(_LD_W_ABS, 16)
-    for family in _NET_FAMILIES:
-        op(_JEQ_K, family, "DENY", 0)
-    op(_LD_W_ABS, 0)
-    op(_RET_K, _RET_ALLOW)
-    deny = len(prog)
-    op(_RET_K, _RET_ERRNO | errno.EPERM)
-    out = []
-    for i, (code, jt, jf, k) in enumerate(prog):
-        jt = deny - i - 1 if jt == "DENY" else jt
-        jf = deny - i - 1 if jf == "DENY" else jf
-        if not (0 <= int(jt) < 256 and 0 <= int(jf) < 256):
-            raise ValueError("seccomp program too long for 8-bit jumps")
-        out.append(struct.pack("HBBI", code, int(jt), int(jf), int(k)))
-    return b"".join(out)
-
-
-def install_seccomp(protected: list[int]) -> bool:
-    """Install the filter on this process (inherited by its threads and children). False if not possible."""
-    program = seccomp_program(protected)
-    if program is None:
-        return False
-    count = len(program) // 8
-    buf = ctypes.create_string_buffer(program, len(program))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(count, ctypes.cast(buf, ctypes.c_void_p))
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    return _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.cast(ctypes.pointer(fprog), ctypes.c_void_p)) == 0
-
-
-def _seccomp_works(me: int) -> bool:
-    """Whether a worker will get the filter here: a throwaway child installs it and exits."""
+def _in_throwaway_child(fn: Any) -> int:
+    """Run ``fn`` in a forked child and return its exit status (-1 if it did not exit normally)."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            code = 0 if install_seccomp([me]) else 1
+            code = int(fn())
+        except BaseException:  # noqa: BLE001
+            code = 1
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+
+
+def _seccomp_works(me: int) -> bool:
+    """Whether a worker will get the filter here: a throwaway child installs it and exits."""
+    return _in_throwaway_child(lambda: 0 if seccomp_filter.install([me]) else 1) == 0
+
+
+_PROC_MODES = {0: "own", 3: "hidden"}
+
+
+def _namespaces_work(host_proc: str | None) -> str | None:
+    """Whether workers get fresh namespaces here, and how their /proc is made ("own", "hidden"); None if not."""
+    def keeper() -> int:
+        namespaces.enter_keeper()
+        return _in_throwaway_child(lambda: 0 if namespaces.set_up_worker(["/tmp"], 1 << 20, host_proc) == "own" else 3)
+
+    return _PROC_MODES.get(_in_throwaway_child(keeper))
 
 
 # --------------------------------------------------------------------------- processes
@@ -328,12 +249,19 @@ def write_files(folder: Path, files: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- the worker
 
-def become_worker(sock: socket.socket, config: dict[str, Any], files: dict[str, Any], protected: list[int]) -> None:
-    """In the forked child: own session, limits and filters, a private copy of the files, then serve requests."""
-    os.setsid()
-    keep = sock.fileno()
+def _close_all_but(keep: int) -> None:
     os.closerange(3, keep)
     os.closerange(keep + 1, 1 << 16)
+
+
+def become_worker(sock: socket.socket, config: dict[str, Any], protected: list[int]) -> None:
+    """In the worker: own session, private folders, limits and filters, then the files, then serve requests.
+
+    The submission's files arrive on the worker's own socket, after the fork:
+    the zygote never holds them, so no later worker inherits any of them.
+    """
+    os.setsid()
+    _close_all_but(sock.fileno())
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for name in ("SIGINT", "SIGTERM", "SIGCHLD", "SIGPIPE"):
         signal.signal(getattr(signal, name), signal.SIG_DFL if name != "SIGPIPE" else signal.SIG_IGN)
@@ -342,18 +270,56 @@ def become_worker(sock: socket.socket, config: dict[str, Any], files: dict[str, 
             f.write("800")
     except OSError:
         pass
+    if config.get("namespaces"):
+        try:
+            namespaces.set_up_worker(list(config["private"]), int(config["private_bytes"]), config.get("host_proc"))
+        except OSError:
+            os._exit(WORKER_UNSAFE)  # never run student code in a half-made sandbox
+    message = protocol.recv(sock, deadline=time.monotonic() + FILES_TIMEOUT_S)
     folder = Path(config["workdir"])
-    write_files(folder, files)
+    write_files(folder, message.get("files", {}))
+    del message
     for name, value in config.get("rlimits", {}).items():
         resource.setrlimit(getattr(resource, name), (value, value))
     if config.get("seccomp", True):
-        install_seccomp(protected)
+        seccomp_filter.install(protected)
     import torch
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     from .child import run
 
     run(sock, str(folder), int(config.get("output_bytes", 20000)), protected=protected)
+
+
+def keep_worker(sock: socket.socket, config: dict[str, Any]) -> None:
+    """In the keeper: enter fresh namespaces, fork the worker as their process 1, and end as it ends.
+
+    The keeper stays in the zygote's PID namespace (so the zygote reaps it and
+    learns how the worker ended); nothing in the worker's namespace can see it.
+    """
+    _close_all_but(sock.fileno())
+    try:
+        namespaces.enter_keeper()
+    except OSError:
+        os._exit(WORKER_UNSAFE)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become_worker(sock, config, [])  # in its own PID namespace no process of the grader has a number
+        finally:
+            os._exit(0)
+    sock.close()
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
 def main() -> None:
@@ -371,10 +337,15 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - optional for submissions
         pass
     from . import probes  # noqa: F401
-    from . import protocol
 
     me = os.getpid()
-    protocol.send(control, {"ready": True, "pid": me, "seccomp": _seccomp_works(me)})
+    host_proc = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+    fresh = _namespaces_work(host_proc) if host_proc else None
+    protocol.send(control, {"ready": True, "pid": me, "seccomp": _seccomp_works(me),
+                            "seccomp_missing": seccomp_filter.missing(), "namespaces": fresh})
+    devnull = os.open(os.devnull, os.O_WRONLY)  # nothing of the host stays open for a worker to inherit
+    os.dup2(devnull, 2)
+    os.close(devnull)
     workers: set[int] = set()
     ended: list[str] = []  # how workers ended on their own since the last ``kill``
 
@@ -404,11 +375,15 @@ def main() -> None:
             # the sandbox's init, and the process that started us.
             protected = sorted({me, 1, os.getppid(), *(int(t) for t in os.listdir("/proc/self/task"))}
                                | {-me, -os.getpgid(0)})
+            config = msg["config"]
             pid = os.fork()
             if pid == 0:
                 try:
                     control.close()
-                    become_worker(sock, msg["config"], msg.get("files", {}), protected)
+                    if config.get("namespaces"):
+                        keep_worker(sock, config)
+                    else:
+                        become_worker(sock, config, protected)
                 finally:
                     os._exit(0)
             sock.close()
