@@ -41,6 +41,7 @@ INSIDE_ROOT = "/opt/grader-worker"
 # /proc has covered subfolders). Every worker covers this folder before it reads the submission.
 HOST_PROC = "/opt/host-proc"
 WORKDIR = "/home/student"
+PRIVATE_FOLDERS = ("/dev/shm", "/tmp", WORKDIR)  # sized tmpfs, the only writable places; fresh for every worker
 MEMORY_SLACK_MB = 512  # copy-on-write copies of the zygote's pages a fresh worker makes
 
 
@@ -234,7 +235,7 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
     # (grader.worker.namespaces); the workers' seccomp filter refuses any namespace after that.
     cmd = [bwrap_path() or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
            "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534",
-           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]
+           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr", "--dev", "/dev"]
     for link in ("/bin", "/lib", "/lib64", "/sbin"):
         if os.path.islink(link):
             cmd += ["--symlink", os.readlink(link), link]
@@ -243,6 +244,10 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
     for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
         if os.path.exists(f):
             cmd += ["--ro-bind", f, f]
+    # The private folders come first, so that a Python environment under one of them (a clone in /tmp)
+    # is bound on top of the fresh tmpfs rather than hidden by it.
+    for folder in PRIVATE_FOLDERS:
+        cmd += ["--size", size, "--tmpfs", folder]
     roots, hidden = python_view()
     for root in roots:
         cmd += ["--ro-bind", root, root]
@@ -253,10 +258,7 @@ def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | l
             else:
                 cmd += ["--ro-bind", "/dev/null", path]
     cmd += ["--ro-bind", str(WORKER_PACKAGE), f"{INSIDE_ROOT}/grader_worker",
-            "--proc", "/proc", "--ro-bind", "/proc", HOST_PROC, "--dev", "/dev",
-            "--size", size, "--tmpfs", "/dev/shm",
-            "--size", size, "--tmpfs", "/tmp",
-            "--size", size, "--tmpfs", WORKDIR,
+            "--proc", "/proc", "--ro-bind", "/proc", HOST_PROC,
             "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
             "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
             "--setenv", "USER", "student", "--setenv", "LOGNAME", "student",
@@ -319,6 +321,9 @@ class Sandbox:
             # through a link in a folder of its own (never wiped between submissions).
             self._boot_root = Path(tempfile.mkdtemp(prefix="grader-boot-"))
             (self._boot_root / "grader_worker").symlink_to(WORKER_PACKAGE, target_is_directory=True)
+        # Parts of the Python environment that live under a private folder (a clone in /tmp): each worker
+        # binds them again on top of its own fresh folder.
+        self._kept = [root for root in python_view()[0] if _inside(Path(root), list(PRIVATE_FOLDERS))]
         self.generation = 0
         self.seccomp = False
         self.seccomp_missing: str | None = None
@@ -481,7 +486,7 @@ class Sandbox:
                       "seccomp": self.config.seccomp, "threads": self.config.threads,
                       "output_bytes": self.config.output_bytes, "namespaces": bool(self.namespaces),
                       "private": self._wipe_list(), "private_bytes": self.config.tmp_mb * 1024 * 1024,
-                      "host_proc": HOST_PROC}
+                      "host_proc": HOST_PROC, "keep": self._kept}
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 self._control({"op": "spawn", "config": config}, fds=[theirs.fileno()])
@@ -498,7 +503,7 @@ class Sandbox:
         raise SandboxError("unreachable")
 
     def _wipe_list(self) -> list[str]:
-        return [WORKDIR, "/tmp", "/dev/shm"] if self.use_bwrap else [self.workdir]
+        return list(PRIVATE_FOLDERS) if self.use_bwrap else [self.workdir]
 
     def kill_workers(self, ended: bool = False) -> str | None:
         """End every process in the sandbox but the zygote and wipe the private folders.

@@ -33,7 +33,7 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 FRESH = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -91,7 +91,8 @@ def drop_capabilities() -> None:
         raise NamespaceError(1, "capabilities are still held after dropping them")
 
 
-def set_up_worker(private_folders: list[str], size_bytes: int, host_proc: str | None = None) -> str:
+def set_up_worker(private_folders: list[str], size_bytes: int, host_proc: str | None = None,
+                  keep: list[str] | tuple[str, ...] = ()) -> str:
     """In the worker (process 1 of the new PID namespace): fresh /proc and private folders, then no privileges.
 
     Returns how ``/proc`` was provided: ``"own"`` (a procfs of this namespace)
@@ -117,9 +118,20 @@ def set_up_worker(private_folders: list[str], size_bytes: int, host_proc: str | 
         _mount("tmpfs", host_proc, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4096,mode=0555")
         if os.listdir(host_proc):
             raise NamespaceError(1, "the host's /proc is still visible")
+    # What the worker needs from under a private folder (a Python environment cloned into /tmp), held open
+    # so that it can be bound again on top of the fresh folder that is about to cover it.
+    held = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in keep if os.path.lexists(path)]
     for folder in private_folders:
         mode = "1777" if folder in ("/tmp", "/dev/shm") else "0755"
         _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_bytes},mode={mode}")
+    for path, fd in held:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "a").close()
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+        os.close(fd)
     if proc == "own":
         if int(os.readlink("/proc/self")) != 1:
             raise NamespaceError(1, "the fresh /proc does not show this namespace")

@@ -272,7 +272,8 @@ def become_worker(sock: socket.socket, config: dict[str, Any], protected: list[i
         pass
     if config.get("namespaces"):
         try:
-            namespaces.set_up_worker(list(config["private"]), int(config["private_bytes"]), config.get("host_proc"))
+            namespaces.set_up_worker(list(config["private"]), int(config["private_bytes"]), config.get("host_proc"),
+                                     list(config.get("keep", [])))
         except OSError:
             os._exit(WORKER_UNSAFE)  # never run student code in a half-made sandbox
     message = protocol.recv(sock, deadline=time.monotonic() + FILES_TIMEOUT_S)
