@@ -9,6 +9,7 @@ with the reason in the student's report.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,49 @@ def test_without_the_gpu_the_gpu_checks_are_skipped_with_their_reason_in_the_rep
     assert check.message.startswith("Not run on this machine: no CUDA GPU")
     assert result.score == result.max_score > 0
     assert check.message in render_student(result)
+
+
+def test_on_a_run_with_the_gpu_a_worker_hiding_cuda_fails_the_gpu_test_and_its_points_stay(monkeypatch):
+    """The GPU simulated on the trusted side: this process says CUDA is available and the sandbox is started
+    with the GPU, while the worker (a submission patching torch.cuda.is_available; here no device exists
+    at all) answers that it is not. The GPU test fails, and the device points are not moved to the meta test."""
+    import torch
+
+    from grader.engine import GradingSession
+
+    really_available = torch.cuda.is_available
+
+    def available_to_the_suites_gpu_gate() -> bool:
+        # The suite decides whether the machine has a GPU in its cuda_gpu / need_cuda gates; the reference's own
+        # probes keep running on the CPU.
+        return sys._getframe(1).f_code.co_name in ("cuda_gpu", "need_cuda") or really_available()
+
+    monkeypatch.setattr(torch.cuda, "is_available", available_to_the_suites_gpu_gate)
+    spec = find_spec("day09")
+    with GradingSession(spec, gpu=True) as session:
+        result = session.grade(ROOT / "tests" / "attacks" / "hidden_cuda", "hidden_cuda", targets={"ModernCNN"})
+    [check] = gpu_tests(result)
+    assert check.outcome is Outcome.failed, (check.outcome, check.message)
+    assert "reported that CUDA is not available" in check.message
+    device = [t for t in result.tests if t.category == "device"]
+    assert len(device) == 2 and {t.max_score for t in device} == {check.max_score} and check.score == 0
+    assert not any(f.kind == "internal" for f in result.flags), result.flags
+    assert any(f.kind == "refused" and "torch.cuda.is_available" in f.detail for f in result.flags), result.flags
+
+
+def test_a_skipped_test_keeps_its_points_on_a_run_with_the_gpu():
+    from grader.plugin import assign_points
+    from grader.results import TestResult
+
+    spec = find_spec("day09")
+    item = next(i for i in spec.rubric if i.category == "device" and i.target == "ModernCNN")
+    results = [TestResult(nodeid=f"t{n}", name=f"t{n}", target=item.target, category="device", outcome=outcome,
+                          score=0, max_score=0)
+               for n, outcome in enumerate([Outcome.passed, Outcome.skipped])]
+    with_gpu = assign_points(spec, results, {item.target}, gpu=True)
+    assert [(t.max_score, t.score) for t in with_gpu] == [(item.points / 2, item.points / 2), (item.points / 2, 0)]
+    without = assign_points(spec, results, {item.target}, gpu=False)
+    assert [(t.max_score, t.score) for t in without] == [(item.points, item.points), (0, 0)]
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,8 @@ class GradingSession:
             client.close()
         order = {t.name: i for i, t in enumerate(spec.targets)}
         # in the spec's target order (blocks before the networks built from them), each target's tests as run
-        tests = sorted(assign_points(spec, plugin.results, targets), key=lambda t: order.get(t.target, len(order)))
+        tests = sorted(assign_points(spec, plugin.results, targets, gpu=self.sandbox_config.gpu),
+                       key=lambda t: order.get(t.target, len(order)))
         problems = list(intake.problems)
         for file, error in sorted(client.broken.items()):
             if not any(p.file == file and p.kind == "missing" for p in problems):

@@ -168,17 +168,23 @@ class GradingPlugin:
         )
 
 
-def assign_points(spec: AssignmentSpec, results: list[TestResult], targets: set[str] | None = None) -> list[TestResult]:
-    """Split each rubric item's points evenly among its tests that ran (skipped tests carry none)."""
+def assign_points(spec: AssignmentSpec, results: list[TestResult], targets: set[str] | None = None,
+                  gpu: bool = False) -> list[TestResult]:
+    """Split each rubric item's points evenly among its tests that ran (skipped tests carry none).
+
+    On a run with the GPU (``gpu``) nothing has a reason to be skipped, so a
+    skipped test keeps its share and scores 0: its points never move to
+    another test of the same item.
+    """
     out = []
     for item in spec.rubric:
         if targets is not None and item.target not in targets:
             continue
         mine = [r for r in results if r.target == item.target and r.category == item.category]
-        ran = [r for r in mine if r.outcome is not Outcome.skipped]
+        ran = mine if gpu else [r for r in mine if r.outcome is not Outcome.skipped]
         share = item.points / len(ran) if ran else 0.0
         for r in mine:
-            max_score = share if r.outcome is not Outcome.skipped else 0.0
+            max_score = share if any(r is x for x in ran) else 0.0
             score = max_score if r.outcome is Outcome.passed else 0.0
             out.append(r.model_copy(update={"max_score": round(max_score, 6), "score": round(score, 6)}))
     return out

@@ -68,6 +68,21 @@ def check_equal(found: Any, expected: Any, what: str, *, hint: str | None = None
         raise Mistake(f"{what} differs", expected=show(expected), found=show(found), hint=hint)
 
 
+def cuda_not_available(student: Implementation, reason: str = "") -> None:
+    """The worker answered that CUDA is not available: a skip only where the run gave it no GPU.
+
+    On a run whose sandbox has the GPU, the student's process saying otherwise
+    (``torch.cuda.is_available`` patched, ``CUDA_VISIBLE_DEVICES`` changed) is
+    that test's failure, so a GPU test cannot be hidden to move its points.
+    """
+    if getattr(student, "gpu", False):
+        raise Mistake("Your code reported that CUDA is not available, but this run gives it the GPU",
+                      expected="CUDA available", found=reason or "not available",
+                      hint="Leave torch.cuda and CUDA_VISIBLE_DEVICES alone: choose the device with "
+                           "torch.device('cuda' if torch.cuda.is_available() else 'cpu').")
+    pytest.skip(f"the grading sandbox was started without GPU access{f' ({reason})' if reason else ''}")
+
+
 def commas(n: int | float) -> str:
     return f"{n:,}"
 
@@ -162,6 +177,11 @@ class StudentImplementation(Implementation):
                 return SubmissionError(first.kind, f"{first.message} (first seen{where}; not run again, "
                                        "so the time limit is charged once)", first.traceback)
         return None
+
+    @property
+    def gpu(self) -> bool:
+        """Whether this run gave the student's sandbox the GPU (decided on the trusted side, never by the worker)."""
+        return bool(self.client.sandbox.config.gpu)
 
     def _probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None,
                stand_ins: tuple[str, ...]) -> dict[str, Any]:

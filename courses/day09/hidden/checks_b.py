@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 import pytest
 
-from grader.testing import Built, Mistake, SubmissionError, check, commas
+from grader.testing import Built, Mistake, SubmissionError, check, commas, cuda_not_available
 
 # --------------------------------------------------------------------------- probes, once per submission
 
@@ -406,10 +406,10 @@ def need_cuda() -> None:
         pytest.skip("no CUDA GPU on this machine")
 
 
-def cuda_result(result: dict[str, Any]) -> dict[str, Any]:
-    """A worker without GPU access (a sandbox started without it) skips the check with that reason."""
+def cuda_result(result: dict[str, Any], student: Any) -> dict[str, Any]:
+    """A worker that answers without CUDA skips the check where the run gave it no GPU, and fails it otherwise."""
     if not result.get("cuda", False):
-        pytest.skip(f"no CUDA GPU available to the grading sandbox ({result.get('reason', 'no GPU')})")
+        cuda_not_available(student, str(result.get("reason", "no GPU"))[:200])
     return result
 
 

@@ -246,7 +246,7 @@ def test_simplified_inception_trains_on_gpu(student, reference):
     """SimplifiedInception trains on a GPU at full size (32 x 32, batch 16)"""
     cb.need_cuda()
     params = dict(input_shape=[16, 3, 32, 32], steps=100, lr=1e-3, kaiming=True, target_loss=0.1)
-    got = cb.cuda_result(cb.run(student.build("SimplifiedInception"), "device_overfit", **params))
+    got = cb.cuda_result(cb.run(student.build("SimplifiedInception"), "device_overfit", **params), student)
     cb.check_gpu_overfit("SimplifiedInception", got)
 
 
@@ -262,5 +262,5 @@ def test_simplified_inception_meta(student, reference):
 def test_simplified_inception_cuda(student, reference):
     """SimplifiedInception moves to the GPU with .to("cuda") and gives the CPU's outputs there"""
     cb.need_cuda()
-    got = cb.cuda_result(cb.run(student.build("SimplifiedInception"), "cuda_move", input_shape=[2, 3, 32, 32]))
+    got = cb.cuda_result(cb.run(student.build("SimplifiedInception"), "cuda_move", input_shape=[2, 3, 32, 32]), student)
     cb.check_cuda_move("SimplifiedInception", got)

@@ -254,7 +254,7 @@ def test_mobilenet_trains_on_gpu(student, reference):
     """MobileNetV1 trains on a GPU at full size (32 x 32, batch 16)"""
     cb.need_cuda()
     params = dict(input_shape=[16, 3, 32, 32], steps=40, lr=1e-3, target_loss=0.1)
-    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "device_overfit", **params))
+    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "device_overfit", **params), student)
     cb.check_gpu_overfit("MobileNetV1", got)
 
 
@@ -270,5 +270,5 @@ def test_mobilenet_meta(student, reference):
 def test_mobilenet_cuda(student, reference):
     """MobileNetV1 moves to the GPU with .to("cuda") and gives the CPU's outputs there"""
     cb.need_cuda()
-    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "cuda_move", input_shape=[2, 3, 32, 32]))
+    got = cb.cuda_result(cb.run(student.build("MobileNetV1"), "cuda_move", input_shape=[2, 3, 32, 32]), student)
     cb.check_cuda_move("MobileNetV1", got)

@@ -8,7 +8,7 @@ import pytest
 import catalogue
 import checks_a as ca
 import checks_b as cb
-from grader.testing import Mistake, check, commas, grade
+from grader.testing import Mistake, check, commas, cuda_not_available, grade
 
 # (in_channels, out_channels, stride): identity, projection for both reasons, and for each reason alone
 BLOCK_CONFIGS = [(64, 64, 1), (64, 128, 2), (64, 128, 1), (64, 64, 2)]
@@ -312,7 +312,7 @@ def test_block_cuda(student, reference, cuda_gpu):
     r = ca.explain_error(lambda: ca.probe(block(student, 64, 128, 2), "cuda_forward", input_shape=BLOCK_INPUT),
                          "ResidualBlock(64, 128, 2) fails on the GPU", ca.DEVICE_HINT)
     if not r["available"]:
-        pytest.skip("the grading sandbox was started without GPU access")
+        cuda_not_available(student)
     check(ca.close(r["output"], want, rtol=1e-5, atol=1e-7), "ResidualBlock(64, 128, 2) gives another result on the GPU",
           expected="the CPU result", found=f"largest difference {ca.max_difference(r['output'], want):.3g}"
           if r["output"].shape == want.shape else ca.shape_text(r["output"].shape), hint=ca.DEVICE_HINT)
@@ -511,7 +511,7 @@ def test_resnet_cuda(student, reference, cuda_gpu):
     got = ca.explain_error(lambda: ca.probe(s, "cuda_forward", input_shape=NET_INPUT),
                            "ResNet([2, 2, 2, 2]) fails on the GPU", ca.DEVICE_HINT)
     if not got["available"]:
-        pytest.skip("the grading sandbox was started without GPU access")
+        cuda_not_available(student)
     check(ca.close(got["output"], want, rtol=1e-5, atol=1e-7), "ResNet([2, 2, 2, 2]) gives another result on the GPU",
           expected="the CPU result", found="different values" if got["output"].shape == want.shape
           else ca.shape_text(got["output"].shape), hint=ca.DEVICE_HINT)

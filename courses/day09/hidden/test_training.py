@@ -251,7 +251,7 @@ def test_train_and_compare_device_and_timing(student):
 def test_train_and_compare_gpu_timing(student):
     """On a GPU, train_and_compare trains there and synchronises CUDA before reading the clock"""
     cb.need_cuda()
-    r = cb.cuda_result(_compare_probe(student, "cuda"))
+    r = cb.cuda_result(_compare_probe(student, "cuda"), student)
     check(r["result_type"] == "dict", "train_and_compare must return a dict", expected="dict", found=r["result_type"])
     for name, e in r["entries"].items():
         check(e["param_devices"] == ["cuda:0"], f"{name!r} was not trained on the GPU", expected="parameters on cuda:0",
