@@ -320,6 +320,21 @@ def test_a_reply_with_an_impossible_array_is_refused_and_the_worker_replaced() -
     assert _probe(client)["result"] == {"total": 1} and sandbox.kills == 1
 
 
+def test_replies_past_the_byte_budget_fail_with_a_memory_flag() -> None:
+    def script(req, incarnation):
+        if req["op"] == "import":
+            return [ok(req)]
+        return [ok(req, {"output": np.zeros(1024, dtype=np.float64)})]  # 8 KiB per reply
+
+    client = WorkerClient(FakeSandbox(script), {"blocks.py": b""}, reply_budget_bytes=20 * 1024)
+    assert _probe(client)["result"]["output"].nbytes == 8192
+    _probe(client)
+    with pytest.raises(SubmissionError) as err:
+        _probe(client)
+    assert err.value.kind == "memory" and "too large" in err.value.message
+    assert [e.kind for e in client.events] == ["memory"] and "MiB the grader keeps" in client.events[0].detail
+
+
 def test_replies_are_cleaned_and_limits_become_events() -> None:
     def script(req, incarnation):
         if req["op"] == "import":

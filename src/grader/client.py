@@ -23,10 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from grader.sandbox import Sandbox, SandboxError
 from grader.worker import protocol
 
 MAX_EVENTS = 200
+# Array bytes the trusted side accepts from one submission's replies (suites keep replies for the whole
+# submission): a submission returning huge tensors fails its requests instead of growing the grader.
+REPLY_BUDGET_BYTES = 256 * 1024 * 1024
 # C0/C1 controls but tab and newline, DEL, line/paragraph separators, bidirectional
 # overrides (which can make displayed text read differently) and lone surrogates.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -90,6 +95,17 @@ class Event:
     test: str | None = None
 
 
+def _array_bytes(value: Any) -> int:
+    """Bytes held by the arrays inside a decoded reply."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_array_bytes(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_array_bytes(v) for v in value)
+    return 0
+
+
 def _random_ids() -> Any:
     while True:
         yield secrets.randbits(62)
@@ -107,6 +123,8 @@ class WorkerClient:
     stdout_log: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=_random_ids)
     _generation: int | None = None
+    reply_budget_bytes: int = REPLY_BUDGET_BYTES
+    reply_bytes: int = 0
 
     def _event(self, kind: str, detail: str) -> None:
         event = Event(kind, clean_text(detail, 500), current_test())
@@ -185,6 +203,13 @@ class WorkerClient:
             if isinstance(item, dict) and item.get("kind") == "refused":
                 self._event("refused", str(item.get("detail", "")))
         if reply.get("ok") is True and isinstance(reply.get("result"), dict):
+            self.reply_bytes += _array_bytes(reply["result"])
+            if self.reply_bytes > self.reply_budget_bytes:
+                self._event("memory", f"the submission's answers passed the {self.reply_budget_bytes >> 20} MiB the "
+                            "grader keeps per submission; the requests past it failed")
+                raise SubmissionError("memory", f"your code's results are too large (over "
+                                      f"{self.reply_budget_bytes >> 20} MiB in all for this submission): this check "
+                                      "fails; return tensors of the sizes the exercise asks for")
             materialised = reply.get("materialised")
             return {"result": reply["result"], "stdout": stdout,
                     "stand_ins_built": reply.get("stand_ins_built") if isinstance(reply.get("stand_ins_built"), int) else 0,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import grader
+from grader.bounds import bounded
 from grader.client import WorkerClient
 from grader.intake import read_submission
 from grader.isolation import Isolation
@@ -80,9 +81,12 @@ class GradingSession:
             self.reference.isolation = None
             client.close()
         order = {t.name: i for i, t in enumerate(spec.targets)}
+        cut: list[str] = []
         # in the spec's target order (blocks before the networks built from them), each target's tests as run
-        tests = sorted(assign_points(spec, plugin.results, targets, gpu=self.sandbox_config.gpu),
+        tests = sorted((t.model_copy(update={"data": bounded(t.data, cut, t.nodeid)}) if t.data else t
+                        for t in assign_points(spec, plugin.results, targets, gpu=self.sandbox_config.gpu)),
                        key=lambda t: order.get(t.target, len(order)))
+        artifacts = bounded(plugin.artifacts_store, cut, "artifacts")
         problems = list(intake.problems)
         for file, error in sorted(client.broken.items()):
             if not any(p.file == file and p.kind == "missing" for p in problems):
@@ -92,6 +96,9 @@ class GradingSession:
         flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
                       detail=e.detail, test=getattr(e, "test", None)) for e in client.events]
         flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
+        if cut:
+            flags.append(Flag(kind="output", detail="results too large to keep in full were shortened: "
+                              + "; ".join(cut[:5]) + (f" and {len(cut) - 5} more" if len(cut) > 5 else "")))
         if plugin.skipped_for_time:
             flags.append(Flag(kind="timeout", detail=f"the submission's total limit of {spec.limits.submission_timeout_s:g} s "
                               f"ran out; {len(plugin.skipped_for_time)} test(s) did not run"))
@@ -104,7 +111,7 @@ class GradingSession:
             mistakes=mistakes, feedback=spec.feedback,
             isolation=sandbox.isolation, grader_version=grader.__version__,
             graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            artifacts=plugin.artifacts_store, notebook=intake.notebook,
+            artifacts=artifacts, notebook=intake.notebook,
         )
 
 
