@@ -1,4 +1,10 @@
-"""What the sandbox costs: bubblewrap against the bare-process fallback (GRADER_NO_BWRAP=1).
+"""What the sandbox costs: fresh namespaces per worker, one shared bubblewrap sandbox, and the bare fallback.
+
+The modes: ``bubblewrap`` (the default: one bubblewrap sandbox per grading
+session, and fresh user, mount, IPC, PID and network namespaces for every
+worker), ``shared`` (the same sandbox, its workers sharing its namespaces and
+private folders, wiped between submissions: how it was before) and
+``fallback`` (no bubblewrap, GRADER_NO_BWRAP=1).
 
 For each mode it measures, on the minicourse:
 
@@ -57,20 +63,20 @@ def use(mode: str) -> None:
         os.environ.pop("GRADER_NO_BWRAP", None)
 
 
-def config_for(spec) -> SandboxConfig:  # noqa: ANN001
+def config_for(spec, mode: str = "bubblewrap") -> SandboxConfig:  # noqa: ANN001
     return SandboxConfig(tmp_mb=spec.limits.tmp_mb, memory_mb=spec.limits.memory_mb,
-                         max_processes=spec.limits.max_processes, output_bytes=spec.limits.output_bytes)
+                         max_processes=spec.limits.max_processes, output_bytes=spec.limits.output_bytes,
+                         namespaces=mode != "shared")
 
 
 def startups(modes: list[str], rounds: int) -> dict[str, list[float]]:
     """Start-up times, the modes taking turns so that a busy moment does not land on one of them."""
-    config = config_for(load_spec(MINI))
     out: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(rounds):
         for mode in modes:
             use(mode)
             t = time.perf_counter()
-            s = Sandbox(config)
+            s = Sandbox(config_for(load_spec(MINI), mode))
             out[mode].append(time.perf_counter() - t)
             s.close()
     return out
@@ -80,7 +86,7 @@ def measure(mode: str, repeats: int) -> dict[str, list[float]]:
     use(mode)
     spec = load_spec(MINI)
     files = {"blocks.py": (spec.reference / "blocks.py").read_bytes()}
-    config = config_for(spec)
+    config = config_for(spec, mode)
     out: dict[str, list[float]] = {k: [] for k in ("spawn+import", "kill+wipe", "request", "forward", "grade")}
     with Sandbox(config) as sandbox:
         out["isolation"] = sandbox.isolation  # type: ignore[assignment]
@@ -102,6 +108,7 @@ def measure(mode: str, repeats: int) -> dict[str, list[float]]:
             client.close()
             out["kill+wipe"].append(time.perf_counter() - t)
     with GradingSession(spec) as session:
+        session.sandbox_config.namespaces = mode != "shared"
         session.grade(spec.reference)  # warm the reference's memo and the zygote
         for _ in range(max(3, repeats // 2)):
             t = time.perf_counter()
@@ -116,18 +123,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    modes = ["bubblewrap", "fallback"] if bwrap_path() else ["fallback"]
+    modes = ["bubblewrap", "shared", "fallback"] if bwrap_path() else ["fallback"]
     started = startups(modes, max(3, args.repeats // 3))
     results = {mode: {"startup": started[mode], **measure(mode, args.repeats)} for mode in modes}
     for mode, out in results.items():
         print(f"\n{mode}: {out.pop('isolation')}")
         for key, samples in out.items():
             print(f"  {key:13s} {ms(samples)}")
-    if len(results) == 2:
-        b, f = results["bubblewrap"], results["fallback"]
-        print("\nbubblewrap minus fallback (medians):")
-        for key in [k for k in b if k != "isolation"]:
-            print(f"  {key:13s} {(statistics.median(b[key]) - statistics.median(f[key])) * 1000:+8.1f} ms")
+    for other in ("shared", "fallback"):
+        if "bubblewrap" in results and other in results:
+            b, f = results["bubblewrap"], results[other]
+            print(f"\nbubblewrap (fresh namespaces per worker) minus {other} (medians):")
+            for key in [k for k in b if k != "isolation"]:
+                print(f"  {key:13s} {(statistics.median(b[key]) - statistics.median(f[key])) * 1000:+8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--case", action="append", default=None, metavar="NAME",
                         help="audit only this case (NAME or wrong/NAME, right/NAME); repeatable")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary and the cases that are not ok")
+    parser.add_argument("--exposure", action="store_true",
+                        help="also list the tests that judge only values the submission reports about itself "
+                             "(graded on the reference), with their points")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,6 +47,10 @@ def main(args: argparse.Namespace) -> int:
     if args.quiet:
         table, summary = lines[: len(report.results) + 1], lines[len(report.results) + 1:]
         lines = table[:1] + [line for line, r in zip(table[1:], report.results) if not r.ok] + summary
+    if args.exposure:
+        from grader.exposure import exposure_lines, reference_exposure
+
+        lines += exposure_lines(*reference_exposure(spec))
     for line in lines:
         print(line)
     return 0 if report.ok else 1
