@@ -99,6 +99,10 @@ def _os_exit(r: SubmissionResult, ctx: dict[str, Any]) -> None:
 
 def _signals(r: SubmissionResult, ctx: dict[str, Any]) -> None:
     assert _flag_for(r, "refused", text="grader's own process")
+    # Asking the kernel to signal an I/O owner (fcntl F_SETOWN / F_SETOWN_EX, ioctl FIOSETOWN / SIOCSPGRP) is refused.
+    [line] = [line for t in r.tests for line in t.stdout.splitlines() if line.startswith("ATTEMPTS:")][:1] or [""]
+    for how in ("F_SETOWN", "F_SETOWN_EX", "FIOSETOWN", "SIOCSPGRP"):
+        assert f"{how} of the parent: PermissionError" in line, line
     assert ctx["generation_after"] == ctx["generation_before"], "the zygote was killed and had to be restarted"
 
 

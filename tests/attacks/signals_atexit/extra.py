@@ -31,6 +31,29 @@ attempt("/bin/kill -9 -1", lambda: subprocess.run(["/bin/kill", "-9", "-1"], cap
 attempt("/bin/kill the parent", lambda: subprocess.run(["/bin/kill", "-9", str(parent)], capture_output=True, timeout=2))
 
 
+def signal_by_io(owner_cmd, owner_arg):
+    """Make the kernel signal the parent when a pipe becomes readable: no kill() involved."""
+    import fcntl
+    import struct
+
+    r, w = os.pipe()
+    if owner_cmd == "F_SETOWN_EX":
+        fcntl.fcntl(r, 15, struct.pack("ii", 1, owner_arg))  # F_SETOWN_EX, F_OWNER_PID
+    elif owner_cmd == "FIOSETOWN":
+        fcntl.ioctl(r, 0x8901, struct.pack("i", owner_arg))
+    elif owner_cmd == "SIOCSPGRP":
+        fcntl.ioctl(r, 0x8902, struct.pack("i", owner_arg))
+    else:
+        fcntl.fcntl(r, fcntl.F_SETOWN, owner_arg)
+    fcntl.fcntl(r, 10, signal.SIGKILL)  # F_SETSIG
+    fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
+    os.write(w, b"x")
+
+
+for how in ("F_SETOWN", "F_SETOWN_EX", "FIOSETOWN", "SIOCSPGRP"):
+    attempt(f"{how} of the parent", lambda how=how: signal_by_io(how, parent or 1))
+
+
 def at_exit():
     os.kill(parent, signal.SIGKILL)
     open("@@MARKER@@", "w").write("atexit ran")
@@ -48,4 +71,5 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def double(x: int) -> int:
+    print("ATTEMPTS:", [a for a in ATTEMPTS if "SETOWN" in a or "SIOCSPGRP" in a])
     return 2 * x
