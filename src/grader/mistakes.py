@@ -193,7 +193,8 @@ def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Probl
     entries = []
     for g in groups.values():
         lost = round(sum(t.max_score - t.score for t in g.tests), 6)
-        first = max(g.tests, key=lambda t: (t.cause == g.key, t.max_score))
+        # a test of the class where the mistake lives speaks for it, the costliest first
+        first = max(g.tests, key=lambda t: (t.target == g.target, t.cause == g.key, t.max_score))
         hint, fix, layer = first.hint, first.fix, first.data.get("layer")
         if g.key.endswith(":import"):
             loc = located.get(g.file or "") or located[importers[g.file or ""][0]]
