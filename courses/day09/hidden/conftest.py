@@ -34,7 +34,9 @@ def pytest_runtest_call(item: pytest.Item):
 
     Every test of a block that fails because of one catalogued mistake then carries
     the same cause, so the mistake is reported once, with what is wrong and where.
-    Tests of other properties (gradients, devices, parameter counts) name their own.
+    Tests of other properties (gradients, devices, parameter counts) name their own,
+    except when the block registers no layer or its forward raises: then whatever
+    the test checks failed because of that.
     """
     outcome = yield
     exc = outcome.excinfo[1] if outcome.excinfo else None
