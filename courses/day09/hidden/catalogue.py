@@ -96,7 +96,7 @@ class _Residual(nn.Module):
         h = self.n1(act(self.c1(x))) if k == "bn_after_relu" else act(self.n1(self.c1(x)))
         if k == "add_before_bn2":
             return act(self.n2(self.c2(h) + s))
-        m = self.n2(self.c2(h))
+        m = (self.n1 if k == "bn1_twice" else self.n2)((self.c1 if k == "conv1_twice" else self.c2)(h))
         if k == "relu_before_add":
             return act(act(m) + s)
         if k == "relu_before_add_no_final":
@@ -128,6 +128,10 @@ RESIDUAL = [
     Entry("ResidualBlock.no_skip", "The shortcut is never added: the block returns the activated main path alone.",
           "no_skip"),
     Entry("ResidualBlock.skip_twice", "The shortcut is added twice to the main path.", "skip_twice"),
+    Entry("ResidualBlock.unused_layer", "conv1 runs twice and conv2 never: the second convolution of the main path "
+          "is a layer of its own (it maps out_channels to out_channels at stride 1).", "conv1_twice"),
+    Entry("ResidualBlock.unused_layer", "bn1 runs after both convolutions and bn2 never: each convolution has a "
+          "BatchNorm of its own (with its own running statistics).", "bn1_twice"),
     Entry("ResidualBlock.inplace_on_input", "The block's input goes through a ReLU before anything else (an "
           "in-place ReLU on x changes the input that both paths and autograd see).", "relu_on_input"),
     Entry("ResidualBlock.relu6", "The activations are ReLU6 (clipped at 6); the block uses plain ReLU.", "relu6"),
@@ -399,7 +403,7 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
     if counted == 0 and run(reference.build(target, *probes[0].args), "param_count")["total"] > 0:
         return Entry(f"{target}.unregistered_layers", "No layer is registered: layers kept in a plain Python list or "
                      "dict are invisible to PyTorch, so they get no parameters(), no .to() and no state_dict().", "")
-    if not outputs and _student_output(run, student, target, probes[0])[0] == "ok":
+    if not outputs and all(_student_output(run, student, target, p)[0] == "ok" for p in probes):
         return None  # the test failed for a reason of its own, not because the forward breaks
     student_out = [_student_output(run, student, target, p) for p in probes]
     reference_out = [("ok", run(reference.build(target, *p.args), p.probe, **p.params())["output"]) for p in probes]
