@@ -49,6 +49,18 @@ def minicourse_copy(tmp_path):
     return dest
 
 
+# Grading the whole corpus once takes longer than the per-test limit on two cores; the test that first asks for a
+# session-wide grading pays for it in its setup, so those tests get a limit sized for the whole corpus.
+SESSION_GRADING_FIXTURES = {"graded_corpus", "graded_demo"}
+SESSION_GRADING_TIMEOUT_S = 3600
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SESSION_GRADING_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SESSION_GRADING_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session")
 def graded_corpus():
     """Every case of tests/corpus graded once per test session (an ``AuditReport``); for tests marked slow."""
