@@ -95,12 +95,17 @@ def _canvas_arguments(parser: argparse.ArgumentParser) -> None:
 def _canvas_run(args: argparse.Namespace) -> int:
     found = open_out_dir(args.dir)
     column = args.column or ", ".join(sorted({g.result.assignment for g in found.graded}))
+    return _write_lms_import(args, "canvas", found, lambda: exports.canvas_csv(found, column))
+
+
+def _write_lms_import(args: argparse.Namespace, lms: str, found, make_csv) -> int:
+    """Write one LMS's grade-import file (DIR/<lms>-grades.csv by default) and name who had no LMS id."""
     try:
-        text, left_out = exports.canvas_csv(found, column)
+        text, left_out = make_csv()
     except exports.NoLmsIds as e:
         raise UsageError(str(e)) from None
-    _write(text, args.out if args.out is not None else str(Path(args.dir) / "canvas-grades.csv"))
-    return _report_left_out("canvas", found, [g.folder for g in left_out])
+    _write(text, args.out if args.out is not None else str(Path(args.dir) / f"{lms}-grades.csv"))
+    return _report_left_out(lms, found, [g.folder for g in left_out])
 
 
 def _moodle_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,12 +115,7 @@ def _moodle_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _moodle_run(args: argparse.Namespace) -> int:
     found = open_out_dir(args.dir)
-    try:
-        text, left_out = exports.moodle_csv(found)
-    except exports.NoLmsIds as e:
-        raise UsageError(str(e)) from None
-    _write(text, args.out if args.out is not None else str(Path(args.dir) / "moodle-grades.csv"))
-    return _report_left_out("moodle", found, [g.folder for g in left_out])
+    return _write_lms_import(args, "moodle", found, lambda: exports.moodle_csv(found))
 
 
 # ---------------------------------------------------------------- json
