@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 from grader.classrun import usable_cores  # noqa: E402
 from grader.spec import available, find_spec  # noqa: E402

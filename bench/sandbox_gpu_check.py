@@ -8,7 +8,7 @@ cgroup should, and the result flags ``memory``); allocates GPU memory until
 CUDA refuses (GPU memory is not bounded by the cgroup); and, in a fresh
 worker, checks that CUDA works again and the GPU memory came back.
 
-Needs only torch and numpy: ``PYTHONPATH=src python3 bench/sandbox_gpu_check.py``.
+Needs only torch and numpy: ``PYTHONPATH=. python3 bench/sandbox_gpu_check.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.client import SubmissionError, WorkerClient  # noqa: E402
 from grader.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402

@@ -314,7 +314,7 @@ def _special_setup(case: str, folder: Path) -> None:
     if case == "symlinks":
         (folder / "extra.py").symlink_to(REFERENCE / "extra.py")
         (folder / "passwd").symlink_to("/etc/passwd")
-        (folder / "lib").symlink_to(ROOT / "src")
+        (folder / "lib").symlink_to(ROOT / "grader")
     elif case == "symlinked_zip":
         import zipfile
 

@@ -135,7 +135,7 @@ def client(sandbox):
 
 @needs_bwrap
 def test_the_view_holds_nothing_of_the_grader(client: WorkerClient) -> None:
-    secret = [ROOT / "src", ROOT / "src" / "grader" / "engine.py", ROOT / "courses", ROOT / "reference",
+    secret = [ROOT / "grader", ROOT / "grader" / "engine.py", ROOT / "courses", ROOT / "reference",
               ROOT / "tests", ROOT / "submissions", ROOT / "tests" / "fixtures" / "minicourse" / "hidden",
               ROOT / "README.md", ROOT / "pyproject.toml", Path.home() / ".ssh", Path("/etc/passwd"),
               Path("/etc/hostname"), Path("/root/.pyenv/versions") / "nonexistent"]
@@ -146,7 +146,7 @@ def test_the_view_holds_nothing_of_the_grader(client: WorkerClient) -> None:
                                                                      str(ROOT / ".venv"), "/usr", "/dev"])
     assert not any(out["seen"].values()), out["seen"]
     assert out["grader"] is False
-    assert not any(str(ROOT / "src") in p for p in out["sys_path"])
+    assert not any(str(ROOT / "grader") in p for p in out["sys_path"])
     assert set(out["root"]) <= {"bin", "dev", "etc", "home", "lib", "lib64", "opt", "proc", "root", "sbin", "tmp",
                                 "usr", "work", "sys", ROOT.parts[1]}
     writable = {k: v for k, v in out["wrote"].items() if isinstance(v, int)}

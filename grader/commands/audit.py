@@ -16,7 +16,7 @@ DESCRIPTION = (
     "targets, a right case loses points, or a case cannot be graded."
 )
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "tests" / "corpus"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "tests" / "corpus"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

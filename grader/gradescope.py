@@ -9,7 +9,7 @@ The zip holds, at its root:
 - ``run_autograder``: run once per submission; it grades
   ``$AUTOGRADER_ROOT/submission`` with the same engine as ``grader run`` and writes
   ``$AUTOGRADER_ROOT/results/results.json``;
-- ``grader-src/``: the grader's source (pyproject.toml and src/grader);
+- ``grader-src/``: the grader's source (pyproject.toml and grader/);
 - ``course/``: the assignment's folder (spec, hidden suite, reference, skeleton),
   with any folder the spec points to outside it, at the same relative places so
   the spec is copied byte for byte;
@@ -87,11 +87,11 @@ class BundleReport:
 
 
 def project_source() -> Path:
-    """The checkout this grader runs from: pyproject.toml beside src/grader."""
+    """The checkout this grader runs from: pyproject.toml beside grader/."""
     package = Path(grader.__file__).resolve().parent
-    root = package.parents[1]
-    if package.parent.name != "src" or not (root / "pyproject.toml").is_file():
-        raise BundleError(f"the grader at {package} is not a source checkout (no pyproject.toml beside src/); "
+    root = package.parent
+    if not (root / "pyproject.toml").is_file():
+        raise BundleError(f"the grader at {package} is not a source checkout (no pyproject.toml beside grader/); "
                           "build the bundle from a checkout of the grader")
     return root
 
@@ -158,9 +158,9 @@ def bundle_entries(spec: Any, timeout_s: float) -> tuple[dict[str, bytes | Path 
     entries["grader-src/pyproject.toml"] = source / "pyproject.toml"
     readme = source / "README.md"
     entries["grader-src/README.md"] = readme if readme.is_file() else b"# cnn-grader\n"
-    package = source / "src" / "grader"
+    package = source / "grader"
     for path in _tree(package):
-        entries[f"grader-src/src/grader/{path.relative_to(package).as_posix()}"] = path
+        entries[f"grader-src/grader/{path.relative_to(package).as_posix()}"] = path
     course_files, spec_path = course_layout(spec)
     entries.update(course_files)
     plan = time_plan(spec.limits, timeout_s)
@@ -422,7 +422,7 @@ fi
 """,
     "run_autograder": r"""#!/usr/bin/env bash
 # Gradescope runs this once per submission: grade $AUTOGRADER_ROOT/submission into
-# $AUTOGRADER_ROOT/results/results.json with the grader's engine (see grader-src/src/grader/gradescope.py).
+# $AUTOGRADER_ROOT/results/results.json with the grader's engine (see grader-src/grader/gradescope.py).
 set -u
 export GRADER_STARTED_AT="$(date +%s.%N)"
 ROOT="${AUTOGRADER_ROOT:-/autograder}"

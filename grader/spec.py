@@ -250,7 +250,7 @@ def courses_dir() -> Path:
     env = os.environ.get("GRADER_COURSES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "courses"
+    return Path(__file__).resolve().parents[1] / "courses"
 
 
 def available() -> dict[str, Path]:
