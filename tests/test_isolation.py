@@ -131,6 +131,23 @@ def by_target(result) -> dict[str, list]:
 
 # ----------------------------------------------------------------------------- the spec
 
+def test_day09_stand_ins_run_in_every_configuration_the_networks_use():
+    """A stand-in honours its contract for several blocks per stage (each layer reads its predecessor's width)."""
+    import importlib.util
+
+    import torch
+
+    from grader.spec import find_spec
+
+    loader = importlib.util.spec_from_file_location("day09_stand_ins", find_spec("day09").stand_ins)
+    stand_ins = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(stand_ins)
+    x = torch.randn(2, 3, 32, 32)
+    for blocks, classes in [([2, 2, 2, 2], 10), ([1, 2, 1, 2], 7), ([3, 4, 6, 3], 5)]:
+        assert stand_ins.ResNet(blocks, classes)(x).shape == (2, classes)
+    assert stand_ins.ScaledResNet(0.5, 1.5, 7)(x).shape == (2, 7)
+
+
 def test_day09_declares_its_blocks_as_dependencies():
     from grader.spec import find_spec
 

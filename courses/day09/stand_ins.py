@@ -103,8 +103,8 @@ class ResNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(3, 4, 1)]
         for stage, count in enumerate(num_blocks_per_stage):
-            width = 4 + stage
-            layers += [nn.Conv2d(layers[-1].out_channels, width, 1) for _ in range(int(count))]
+            for _ in range(int(count)):
+                layers.append(nn.Conv2d(layers[-1].out_channels, 4 + stage, 1))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Linear(layers[-1].out_channels, num_classes)
 
