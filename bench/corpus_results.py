@@ -44,7 +44,7 @@ ASSIGNMENT = "day09"
 # and so is the test's mistake: the composed student's mistakes are diagnosed again from its tests.
 KEPT_FIELDS = {"name", "nodeid", "target", "category", "score", "max_score", "outcome", "message",
                "expected", "found", "hint", "cause", "fix", "visibility"}
-KEPT_DATA = {"error_kind"}  # what grouping failures into mistakes reads
+KEPT_DATA = {"error_kind", "symptom"}  # what grouping failures into mistakes reads
 
 
 def compact(test: Any) -> dict[str, Any]:

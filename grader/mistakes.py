@@ -12,7 +12,11 @@ are grouped:
 - a timeout, the memory limit or a crash is one mistake per class and kind;
 - otherwise by the same class and the same failure once numbers and call
   arguments are set aside (so ``ResidualBlock(64, 64)`` and ``ResidualBlock(8, 16, 2)``
-  failing with the same hint are one mistake).
+  failing with the same hint are one mistake);
+- a failure the suite marks as a symptom (the whole output differs, the whole
+  model does not train, and no cause could be named) joins the costliest mistake
+  of its class that has evidence of its own, a named one first; a class with
+  symptoms only has them as one mistake.
 
 Mistakes are ordered as a student should fix them: blocks before the networks
 built from them (the targets' ``depends_on`` in the spec), then by the points
@@ -129,6 +133,43 @@ def dependency_depth(spec: AssignmentSpec) -> dict[str, int]:
     return depth
 
 
+def _is_symptom(t: TestResult) -> bool:
+    return bool(t.data.get("symptom")) and not t.cause
+
+
+def _charge_symptoms(groups: dict[str, _Group]) -> dict[str, str]:
+    """Failures that only say a class's whole output differs join the mistake the class's other evidence names.
+
+    A test the suite marks as a symptom (``data["symptom"]``: it compares the
+    whole output, or trains the whole model, and could name no cause) fails
+    for whatever is wrong in the class. When the same class has failures with
+    evidence of their own (a named cause, a parameter count, a check of one
+    property), the symptoms are charged to the costliest of those, named causes
+    first; when it has none, its symptoms are one mistake together. Returns
+    {old key: new key} for the groups merged away.
+    """
+    moved: dict[str, str] = {}
+    targets = {g.target for g in groups.values()}
+    for target in targets:
+        mine = [g for g in groups.values() if g.target == target and g.kind in ("behaviour", "error")]
+        symptoms = [g for g in mine if not g.named and g.tests and all(_is_symptom(t) for t in g.tests)]
+        if not symptoms:
+            continue
+        evidence = [g for g in mine if g not in symptoms]
+
+        def cost(g: _Group) -> float:
+            return sum(t.max_score - t.score for t in g.tests)
+
+        into = max(evidence or symptoms, key=lambda g: (g.named, cost(g)))
+        for g in symptoms:
+            if g is into:
+                continue
+            into.tests.extend(g.tests)
+            moved[g.key] = into.key
+            del groups[g.key]
+    return moved
+
+
 def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Problem]) -> tuple[list[TestResult], list[MistakeEntry]]:
     """Group the failed tests into mistakes; returns the tests (each pointing to its mistake) and the mistakes."""
     files = list(spec.files)
@@ -185,6 +226,9 @@ def diagnose(spec: AssignmentSpec, tests: list[TestResult], problems: list[Probl
                                                   t.target, file=file_of.get(t.target)))
         group.tests.append(t)
         keyed.append(t.model_copy(update={"mistake": group.key}))
+
+    moved = _charge_symptoms(groups)
+    keyed = [t.model_copy(update={"mistake": moved[t.mistake]}) if t.mistake in moved else t for t in keyed]
 
     importers: dict[str, list[str]] = {}
     for importing, loc in located.items():

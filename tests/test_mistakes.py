@@ -48,10 +48,12 @@ MORE_FORWARD_TESTS = textwrap.dedent('''
 
 
 def result(target, nodeid, outcome=Outcome.failed, *, message="", hint=None, cause=None, kind=None,
-           max_score=1.0) -> results.TestResult:
+           max_score=1.0, symptom=False) -> results.TestResult:
+    data = {"error_kind": kind} if kind else {}
+    if symptom:
+        data["symptom"] = True
     return results.TestResult(name=nodeid, nodeid=nodeid, target=target, category="structure", score=0.0,
-                      max_score=max_score, outcome=outcome, message=message, hint=hint, cause=cause,
-                      data={"error_kind": kind} if kind else {})
+                      max_score=max_score, outcome=outcome, message=message, hint=hint, cause=cause, data=data)
 
 
 # ----------------------------------------------------------------------------- grading the mini course
@@ -143,6 +145,28 @@ def test_without_a_cause_the_same_failure_in_the_same_class_is_one_mistake(minis
     assert sorted(len(m.tests) for m in mistakes) == [1, 1, 2]
     assert [m.target for m in mistakes] == ["SkipBlock", "SkipBlock", "double"]
     assert normalise("ResidualBlock(64, 64) differs by 8.81") == normalise("ResidualBlock(8, 16, 2) differs by 0.5")
+
+
+def test_a_symptom_joins_its_classs_mistake_with_evidence_a_named_one_first(minispec):
+    tests = [
+        result("SkipBlock", "params", message="SkipBlock(4) has 148 parameters, +4", hint="a bias (+4)", max_score=2),
+        result("SkipBlock", "skip", message="the skip adds x twice", cause="SkipBlock.skip_twice"),
+        result("SkipBlock", "eval", message="the output differs (8.81)", hint="stem, blocks", symptom=True),
+        result("SkipBlock", "train", message="the output differs in train mode", hint="other text", symptom=True),
+        result("double", "d", message="double(2) differs", hint="the whole output", symptom=True),
+    ]
+    keyed, mistakes = diagnose(minispec, tests, [])
+    assert [(m.key, m.tests) for m in mistakes] == [
+        ("SkipBlock.skip_twice", ["skip", "eval", "train"]), ("SkipBlock:a bias ()", ["params"]),
+        ("double:the whole output", ["d"])]
+    assert mistakes[0].summary == "the skip adds x twice"  # the named test speaks for the mistake
+    assert [t.mistake for t in keyed] == ["SkipBlock:a bias ()"] + ["SkipBlock.skip_twice"] * 3 + ["double:the whole output"]
+    # without a named cause, the costliest failure with evidence of its own takes them; with none, they are one
+    unnamed = [t.model_copy(update={"cause": None}) if t.nodeid == "skip" else t for t in tests]
+    _, mistakes = diagnose(minispec, unnamed, [])
+    assert [m.tests for m in mistakes] == [["params", "eval", "train"], ["skip"], ["d"]]
+    _, mistakes = diagnose(minispec, [t for t in tests if t.data.get("symptom")], [])
+    assert [m.tests for m in mistakes] == [["eval", "train"], ["d"]]
 
 
 def test_mistakes_come_blocks_first_then_by_points():

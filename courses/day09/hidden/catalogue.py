@@ -53,60 +53,70 @@ class Probe:
 # =========================================================================== ResidualBlock
 
 class _Residual(nn.Module):
+    """The block with one catalogued change, or two joined by "+" (a structural one and another)."""
+
+    combines = True
+
     def __init__(self, kind: str, cin: int, cout: int, stride: int = 1) -> None:
         super().__init__()
         self.kind = kind
+        kinds = set(kind.split("+"))
+        self.kinds = kinds
 
         def norm(c: int) -> nn.Module:
-            if kind == "instance_norm":
+            if "instance_norm" in kinds:
                 return nn.InstanceNorm2d(c)
-            if kind == "instance_norm_affine":
+            if "instance_norm_affine" in kinds:
                 return nn.InstanceNorm2d(c, affine=True)
-            if kind == "batchnorm1d":
+            if "batchnorm1d" in kinds:
                 return nn.BatchNorm1d(c)
-            if kind == "bn_batch_stats":
+            if "bn_batch_stats" in kinds:
                 return nn.BatchNorm2d(c, track_running_stats=False)
-            if kind == "bn_momentum":
+            if "bn_momentum" in kinds:
                 return nn.BatchNorm2d(c, momentum=0.9)
             return nn.BatchNorm2d(c)
 
-        bias = kind == "conv_bias"
-        s1, s2 = (1, stride) if kind == "stride_on_conv2" else (stride, 1)
-        self.c1 = nn.Conv2d(cin, cout, 3, s1, 1, bias=bias or kind == "main_conv_bias")
+        bias = "conv_bias" in kinds
+        main_bias = bias or "main_conv_bias" in kinds
+        s1, s2 = (1, stride) if "stride_on_conv2" in kinds else (stride, 1)
+        self.c1 = nn.Conv2d(cin, cout, 3, s1, 1, bias=main_bias)
         self.n1 = norm(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, s2, 1, bias=bias or kind == "main_conv_bias")
+        self.c2 = nn.Conv2d(cout, cout, 3, s2, 1, bias=main_bias)
         self.n2 = norm(cout)
-        needed = {"projection_channels_only": cin != cout, "projection_stride_only": stride != 1,
-                  "projection_never": False, "projection_always": True}.get(kind, stride != 1 or cin != cout)
+        rules = {"projection_channels_only": cin != cout, "projection_stride_only": stride != 1,
+                 "projection_never": False, "projection_always": True}
+        needed = next((rules[k] for k in sorted(kinds) if k in rules), stride != 1 or cin != cout)
         if needed:
-            k = 3 if kind == "projection_3x3" else 1
+            k = 3 if "projection_3x3" in kinds else 1
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=bias)]
-            if kind != "projection_no_bn":
+            if "projection_no_bn" not in kinds:
                 layers.append(norm(cout))
             self.short: nn.Module = nn.Sequential(*layers)
         else:
             self.short = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kind
-        act = F.relu6 if k == "relu6" else F.relu
-        if k == "relu_on_input":
+        k = self.kinds
+        act = F.relu6 if "relu6" in k else F.relu
+        if "relu_on_input" in k:
             x = F.relu(x)
         s = self.short(x)
-        h = self.n1(act(self.c1(x))) if k == "bn_after_relu" else act(self.n1(self.c1(x)))
-        if k == "add_before_bn2":
+        h = self.n1(act(self.c1(x))) if "bn_after_relu" in k else act(self.n1(self.c1(x)))
+        if "add_before_bn2" in k:
             return act(self.n2(self.c2(h) + s))
-        m = (self.n1 if k == "bn1_twice" else self.n2)((self.c1 if k == "conv1_twice" else self.c2)(h))
-        if k == "relu_before_add":
+        m = (self.n1 if "bn1_twice" in k else self.n2)((self.c1 if "conv1_twice" in k else self.c2)(h))
+        if "relu_before_add" in k:
             return act(act(m) + s)
-        if k == "relu_before_add_no_final":
+        if "relu_before_add_no_final" in k:
             return act(m) + s
-        if k == "no_final_relu":
+        if "no_final_relu" in k:
             return m + s
-        if k == "no_skip":
+        if "no_skip" in k:
             return act(m)
-        if k == "skip_twice":
+        if "skip_twice" in k:
             return act(m + 2 * s)
+        if "shortcut_called_twice" in k:
+            return act(m + s + self.short(x))
         return act(m + s)
 
 
@@ -128,6 +138,9 @@ RESIDUAL = [
     Entry("ResidualBlock.no_skip", "The shortcut is never added: the block returns the activated main path alone.",
           "no_skip"),
     Entry("ResidualBlock.skip_twice", "The shortcut is added twice to the main path.", "skip_twice"),
+    Entry("ResidualBlock.skip_twice", "The shortcut is added twice to the main path (the shortcut module runs twice, "
+          "so a projection's BatchNorm also updates its running statistics twice per forward).",
+          "shortcut_called_twice"),
     Entry("ResidualBlock.unused_layer", "conv1 runs twice and conv2 never: the second convolution of the main path "
           "is a layer of its own (it maps out_channels to out_channels at stride 1).", "conv1_twice"),
     Entry("ResidualBlock.unused_layer", "bn1 runs after both convolutions and bn2 never: each convolution has a "
@@ -409,17 +422,53 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
     reference_out = [("ok", run(reference.build(target, *p.args), p.probe, **p.params())["output"]) for p in probes]
     if all(s[0] == "ok" and _close(s[1], r[1]) for s, r in zip(student_out, reference_out)):
         return None
-    for entry in entries:
+
+    def agrees(entry: Entry) -> bool:
         for p, (state, got) in zip(probes, student_out):
             v_state, v_out = _variant_output(reference, cls, entry, p)
             if state != v_state:
-                break
+                return False
             if state == "ok" and not _close(got, v_out):
-                break
+                return False
             if state == "error" and got.splitlines()[0] != v_out.splitlines()[0]:
-                break
-        else:
+                return False
+        return True
+
+    for entry in entries:
+        if agrees(entry):
             return entry
+    return _second_mistake(run, student, reference, target, agrees) if getattr(cls, "combines", False) else None
+
+
+def _variant_counts(reference: Any, cls: type, kind: str, probes: list[Probe]) -> list[int]:
+    """A wrong version's parameter count for each probe's constructor arguments (trusted side, memoised)."""
+    key = f"catalogue-count|{cls.__name__}|{kind}"
+    if key not in reference.memo:
+        reference.memo[key] = [sum(t.numel() for t in cls(kind, *p.args).parameters()) for p in probes]
+    return reference.memo[key]
+
+
+def _second_mistake(run: Callable[..., dict], student: Any, reference: Any, target: str,
+                    agrees: Callable[[Entry], bool]) -> Entry | None:
+    """Two mistakes in one block: one that changes the parameter count, and one catalogued mistake more.
+
+    The parameter count tells which structural entry the block has (its own test
+    names it); the block's outputs are then compared with that entry combined with
+    each entry that keeps the count, and the one that agrees everywhere names the
+    outputs' mistake. Only for a block whose count differs from the specification,
+    so a block with one uncatalogued mistake costs nothing more.
+    """
+    cls, entries, probes = CATALOGUE[target]
+    counts = [run(student.build(target, *p.args), "param_count")["total"] for p in probes]
+    expected = [run(reference.build(target, *p.args), "param_count")["total"] for p in probes]
+    if counts == expected:
+        return None
+    structural = [e for e in entries if _variant_counts(reference, cls, e.kind, probes) == counts]
+    others = [e for e in entries if _variant_counts(reference, cls, e.kind, probes) == expected]
+    for first in structural:
+        for second in others:
+            if agrees(Entry(second.cause, second.says, f"{first.kind}+{second.kind}")):
+                return second
     return None
 
 

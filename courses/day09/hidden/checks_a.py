@@ -181,10 +181,15 @@ def simplified_vgg(num_classes: int = 10, *, layout: Iterable[tuple[int, int, in
     return total + linear(first_linear_in, hidden) + linear(hidden, hidden) + linear(hidden, num_classes)
 
 
-def modern_cnn(num_classes: int = 10, *, stem_bias: bool = True, **block_kw: Any) -> Counter:
+def modern_cnn(num_classes: int = 10, *, stem_bias: bool = True, late: tuple[int, ...] = (), **block_kw: Any) -> Counter:
+    """ModernCNN's parameters; ``late``: the widths of the stages whose stride 2 is on the second block."""
     total = conv(3, 64, 3, stem_bias) + bn(64)
     for cin, cout, s in ((64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2),
                          (512, 512, 1)):
+        if cout in late and cin != cout:
+            s = 1
+        elif cout in late:
+            s = 2
         total += residual_block(cin, cout, s, **block_kw)
     return total + linear(512, num_classes)
 

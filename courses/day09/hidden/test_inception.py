@@ -176,6 +176,7 @@ def test_simplified_inception_params(student, reference, artifacts):
 
 
 @grade("SimplifiedInception", "structure")
+@pytest.mark.compares_outputs
 def test_simplified_inception_equivalence(student, reference, artifacts):
     """SimplifiedInception computes the specified network in eval mode (same weights, same logits)"""
     shape = [1, 3, 32, 32]
@@ -233,6 +234,7 @@ def test_simplified_inception_network_checks(student, reference):
 
 
 @grade("SimplifiedInception", "training")
+@pytest.mark.compares_outputs
 def test_simplified_inception_overfits(student, reference, artifacts):
     """SimplifiedInception can overfit one small batch (Adam, lr 1e-3, He init, dropout off)"""
     shape, params = [2, 3, 32, 32], dict(steps=40, lr=1e-3, kaiming=True, dropout_off=True, target_loss=0.2)

@@ -179,6 +179,7 @@ def test_mobilenet_params(student, reference, artifacts):
 
 
 @grade("MobileNetV1", "structure")
+@pytest.mark.compares_outputs
 def test_mobilenet_equivalence(student, reference, artifacts):
     """MobileNetV1 computes the specified network in eval and in train mode (same weights, same logits)"""
     shape = [1, 3, 32, 32]
@@ -241,6 +242,7 @@ def test_mobilenet_network_checks(student, reference):
 
 
 @grade("MobileNetV1", "training")
+@pytest.mark.compares_outputs
 def test_mobilenet_overfits(student, reference, artifacts):
     """MobileNetV1 can overfit one small batch (Adam, lr 1e-3, train mode)"""
     shape, params = [4, 3, 32, 32], dict(steps=30, lr=1e-3, target_loss=0.1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 import checks_a as ca
@@ -21,6 +23,10 @@ def modern(impl, *args):
     return impl.build("ModernCNN", *args)
 
 
+DOWNSAMPLE_LATE = ("A stage halves the image in its second block; the downsampling belongs to the first block of "
+                   "each new stage, the one that changes the channels.")
+
+
 def _catalogue(num_classes):
     return [
         (ca.modern_cnn(num_classes, stem_bias=False), STEM_BIAS, "ModernCNN.no_stem_bias"),
@@ -31,7 +37,8 @@ def _catalogue(num_classes):
          "ResidualBlock.projection_always"),
         (ca.modern_cnn(10), "The classifier ignores num_classes: its output size is always 10.",
          "ModernCNN.num_classes_ignored"),
-    ]
+    ] + [(ca.modern_cnn(num_classes, late=late), DOWNSAMPLE_LATE, "ModernCNN.downsample_late")
+         for n in (1, 2, 3) for late in itertools.combinations((128, 256, 512), n)]
 
 
 @grade("ModernCNN", "api")
@@ -77,6 +84,7 @@ def test_modern_params(student, reference, artifacts):
 
 
 @grade("ModernCNN", "structure")
+@pytest.mark.compares_outputs
 def test_modern_matches_eval(student, reference, artifacts):
     """In eval mode, ModernCNN computes the specified network"""
     want = ca.probe(modern(reference), "keyed_forward", input_shape=NET_INPUT, mode="eval")["output"]
@@ -130,6 +138,7 @@ def test_modern_logits(student):
 
 
 @grade("ModernCNN", "training")
+@pytest.mark.compares_outputs
 def test_modern_overfits(student, reference, artifacts):
     """ModernCNN starts near ln(10) and overfits one batch of 4 images within 10 Adam steps (train-mode loss)"""
     params = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)

@@ -327,6 +327,7 @@ def test_block_cuda(student, reference, cuda_gpu):
 def resnet_catalogue(blocks, num_classes):
     more = [n + 1 for n in blocks]
     fewer = [max(n - 1, 0) for n in blocks]
+    too_few = "Every stage has one block too few: a stage has num_blocks blocks, the downsampling one included."
     return [
         (ca.resnet(blocks, num_classes, stem_kernel=7),
          "The stem is a 7x7 convolution (the ImageNet stem); for 32x32 images the stem is a 3x3 convolution at "
@@ -340,8 +341,9 @@ def resnet_catalogue(blocks, num_classes):
          "Every convolution has bias=True; before a BatchNorm use bias=False.", "ResNet.stem_bias"),
         (ca.resnet(more, num_classes), "Every stage has one block too many: num_blocks counts the first block too.",
          "ResNet.blocks_per_stage"),
-        (ca.resnet(fewer, num_classes), "Every stage has one block too few: a stage has num_blocks blocks, the "
-                                        "downsampling one included.", "ResNet.blocks_per_stage"),
+        (ca.resnet(fewer, num_classes), too_few, "ResNet.blocks_per_stage"),
+        # the downsampling block is built apart, so a stage of one block keeps it
+        (ca.resnet([max(n - 1, 1) for n in blocks], num_classes), too_few, "ResNet.blocks_per_stage"),
         (ca.resnet(blocks, num_classes, proj_bn=False), "The projection shortcuts have no BatchNorm2d.",
          "ResidualBlock.projection_no_bn"),
         (ca.resnet(blocks, num_classes, projection="always"),
@@ -432,6 +434,7 @@ def test_resnet_params_follow_arguments(student, reference):
 
 
 @grade("ResNet", "structure")
+@pytest.mark.compares_outputs
 def test_resnet_matches_eval(student, reference, artifacts):
     """In eval mode, ResNet([2, 2, 2, 2]) computes the specified network on 32x32 images"""
     s, r = net(student, [2, 2, 2, 2], 10), net(reference, [2, 2, 2, 2], 10)
@@ -443,6 +446,7 @@ def test_resnet_matches_eval(student, reference, artifacts):
 
 
 @grade("ResNet", "structure")
+@pytest.mark.compares_outputs
 def test_resnet_matches_train(student, reference):
     """In train mode, ResNet([1, 1, 1, 1]) computes the specified network"""
     s, r = net(student, [1, 1, 1, 1], 10), net(reference, [1, 1, 1, 1], 10)
@@ -485,6 +489,7 @@ def test_resnet_gradients_and_logits(student):
 
 
 @grade("ResNet", "training")
+@pytest.mark.compares_outputs
 def test_resnet_overfits(student, reference, artifacts):
     """ResNet([1, 1, 1, 1]) starts near ln(10) and overfits one batch of 4 images within 10 Adam steps (train-mode loss)"""
     params = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)
@@ -547,6 +552,7 @@ def test_resnet18_is_two_blocks_per_stage(student):
 
 
 @grade("resnet18", "structure")
+@pytest.mark.compares_outputs
 def test_resnet18_computes_resnet(student):
     """resnet18() computes the same function as your ResNet([2, 2, 2, 2], 10)"""
     want = ca.probe(net(student, [2, 2, 2, 2], 10), "keyed_forward", input_shape=NET_INPUT, mode="eval")["output"]
@@ -598,6 +604,7 @@ def test_noskip_params(student, reference):
 
 
 @grade("NoSkipBlock", "structure")
+@pytest.mark.compares_outputs
 def test_noskip_matches(student, reference):
     """NoSkipBlock computes relu(conv2(relu(conv1(x))))"""
     _two_conv_equivalence(student, reference, "NoSkipBlock", "relu(conv2(relu(conv1(x)))), with nothing added back")
@@ -616,6 +623,7 @@ def test_noskip_has_no_shortcut(student):
 
 
 @grade("NoSkipBlock", "skip")
+@pytest.mark.compares_outputs
 def test_noskip_gradient_vanishes(student, reference):
     """Through 12 stacked NoSkipBlocks the first block receives a vanishing share of the gradient"""
     r = ca.probe(student.build("NoSkipBlock", 4), "stack_gradient", **STACK)["block_grad_norms"]
@@ -638,6 +646,7 @@ def test_withskip_params(student, reference):
 
 
 @grade("WithSkipBlock", "structure")
+@pytest.mark.compares_outputs
 def test_withskip_matches(student, reference):
     """WithSkipBlock computes relu(conv2(relu(conv1(x)))) + x"""
     _two_conv_equivalence(student, reference, "WithSkipBlock", "relu(conv2(relu(conv1(x)))) + x, with no ReLU after the addition")
@@ -665,6 +674,7 @@ def test_withskip_returns_input(student):
 
 
 @grade("WithSkipBlock", "skip")
+@pytest.mark.compares_outputs
 def test_withskip_gradient_flows(student, reference):
     """Through 12 stacked WithSkipBlocks the first block receives as much gradient as the reference's does"""
     want = ca.probe(reference.build("WithSkipBlock", 4), "stack_gradient", **STACK)["block_grad_norms"]

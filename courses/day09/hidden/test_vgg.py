@@ -157,11 +157,34 @@ def test_vgg_shapes(student):
             continue
         hint, cause = "The last layer's output size is num_classes.", None
         if len(got) == 2 and got[0] == 4 * want[0]:
-            hint = ("The flattening folds the 2x2 positions into the batch (four rows per image): flatten each "
-                    "sample to its 2048 values, keeping the batch dimension.")
-            cause = "SimplifiedVGG.batch_folded"
+            hint, cause = FOLDED_HINT, "SimplifiedVGG.batch_folded"
         raise Mistake(f"{vgg_name(args)} on a {ca.shape_text(shape)} batch: wrong output shape",
                       expected=ca.shape_text(want), found=ca.shape_text(got), hint=hint, cause=cause)
+
+
+FOLDED_HINT = ("The flattening folds the 2x2 positions into the batch (four rows per image): flatten each sample to "
+               "its 2048 values, keeping the batch dimension.")
+
+
+def _batch_folded(student) -> bool:
+    """Whether the forward returns four rows per image: a view(-1, 512) that folds the 2x2 positions into the batch.
+
+    Then a first Linear of 512 inputs and dropout on 512 values per row are that one mistake's consequences.
+    """
+    try:
+        got = ca.probe(vgg(student), "forward_shape", input_shape=[2, 3, 32, 32])["shape"]
+    except Exception:  # noqa: BLE001 - a forward that fails is judged by the tests that run it
+        return False
+    return len(got) == 2 and got[0] == 8
+
+
+def _check_vgg_params(student, got, want, name, num_classes):
+    try:
+        ca.check_params(got, want, name, _vgg_catalogue(num_classes), fallback=VGG_HINT)
+    except Mistake as e:
+        if e.cause == "SimplifiedVGG.flatten_size" and _batch_folded(student):
+            e.cause, e.hint = "SimplifiedVGG.batch_folded", FOLDED_HINT
+        raise
 
 
 def _vgg_catalogue(num_classes):
@@ -195,7 +218,7 @@ def test_vgg_params(student, reference, artifacts):
     except Exception:  # noqa: BLE001 - the comparison is a diagnostic; the tests judge
         pass
     artifacts.setdefault("comparison", []).append(row)
-    ca.check_params(got, want, "SimplifiedVGG()", _vgg_catalogue(10), fallback=VGG_HINT)
+    _check_vgg_params(student, got, want, "SimplifiedVGG()", 10)
 
 
 @grade("SimplifiedVGG", "params")
@@ -203,10 +226,11 @@ def test_vgg_params_classes(student, reference):
     """SimplifiedVGG(7) has the parameter count of a 7-class classifier"""
     got = ca.probe(vgg(student, 7), "param_count")
     want = ca.probe(vgg(reference, 7), "param_count")
-    ca.check_params(got, want, "SimplifiedVGG(7)", _vgg_catalogue(7), fallback=VGG_HINT)
+    _check_vgg_params(student, got, want, "SimplifiedVGG(7)", 7)
 
 
 @grade("SimplifiedVGG", "structure")
+@pytest.mark.compares_outputs
 def test_vgg_matches_eval(student, reference, artifacts):
     """In eval mode, SimplifiedVGG computes the specified network"""
     want = ca.probe(vgg(reference), "keyed_forward", input_shape=NET_INPUT, mode="eval")["output"]
@@ -249,12 +273,16 @@ def test_vgg_dropout(student):
         check(p is not None and abs(p - 0.5) < 1e-9, "SimplifiedVGG's dropout probability is not 0.5",
               expected="p=0.5", found=text, hint="p is the probability of dropping a value; compare it with the "
                                                  "docstring.", cause="SimplifiedVGG.dropout_p")
+        if n != 512 and _batch_folded(student):  # 512 values per row, four rows per image: the flattening's mistake
+            raise Mistake("SimplifiedVGG's dropout sees four rows per image", expected="dropout on 512 values per image",
+                          found=text, hint=FOLDED_HINT, cause="SimplifiedVGG.batch_folded")
         check(n == 512, "SimplifiedVGG's dropout is in the wrong place", expected="on the 512 hidden features",
               found=text, hint="Dropout follows the ReLU of each hidden Linear layer, not the convolutions or the logits.",
               cause="SimplifiedVGG.dropout_position")
 
 
 @grade("SimplifiedVGG", "training")
+@pytest.mark.compares_outputs
 def test_vgg_overfits(student, reference, artifacts):
     """SimplifiedVGG (Kaiming init, dropout off) overfits one batch of 4 images within 20 Adam steps"""
     # Eval mode: VGG has no BatchNorm, so this is train mode with every dropout off (F.dropout too).
