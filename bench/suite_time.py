@@ -1,6 +1,6 @@
 """Time the hidden suite on the reference, per category, on this machine.
 
-    .venv/bin/python bench/suite_time.py [--assignment day09] [--gpu] [--repeat 2] [--submission DIR ...]
+    .venv/bin/python bench/suite_time.py [--assignment day09] [--gpu] [--repeat 2] [--submission DIR ...] [--tests N]
 
 The first grading includes the reference's own probes (memoised afterwards);
 later ones show the per-submission cost in a class run. Prints the machine,
@@ -19,6 +19,16 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def slowest(result, n: int, label: str = "") -> None:  # noqa: ANN001 - a SubmissionResult
+    """The ``n`` slowest tests of one grading, with their category and outcome."""
+    if n <= 0:
+        return
+    if label:
+        print(f"{label}: the {n} slowest tests")
+    for t in sorted(result.tests, key=lambda t: -t.duration_s)[:n]:
+        print(f"  {t.duration_s:6.2f} s  {t.category:<9} {t.outcome.value:<7} {t.nodeid}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--assignment", default="day09")
@@ -26,6 +36,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--submission", action="append", default=[], metavar="DIR",
                         help="also time grading this submission folder (repeatable)")
+    parser.add_argument("--tests", type=int, default=0, metavar="N",
+                        help="also print the N slowest tests of the reference's last grading and of each submission")
     args = parser.parse_args()
 
     import torch
@@ -49,6 +61,8 @@ def main() -> None:
             t0 = time.monotonic()
             other = session.grade(Path(folder))
             print(f"{folder}: {time.monotonic() - t0:.1f} s wall, score {other.score:g}/{other.max_score:g}")
+            slowest(other, args.tests)
+    slowest(result, args.tests, "reference")
     per_category: dict[str, float] = defaultdict(float)
     for t in result.tests:
         per_category[t.category] += t.duration_s
