@@ -91,7 +91,33 @@ def probe_input(result: dict[str, Any], input_shape: list[int]) -> np.ndarray:
     return sent
 
 
+def forward_flops(built: Built, input_shape: list[int]) -> int:
+    """FLOPs of one forward, for the report's comparison table: counted on the meta device (nothing is
+    initialised or computed), or by a forward on the CPU where the model cannot run on the meta device."""
+    try:
+        return int(probe(built, "meta_cost", input_shape=input_shape)["flops"])
+    except SubmissionError as e:
+        if e.kind == "timeout":
+            raise
+    return int(probe(built, "flops", input_shape=input_shape)["flops"])
+
+
 # --------------------------------------------------------------------------- outputs
+
+def looks_like_probabilities(built: Built, input_shape: list[int]) -> bool:
+    """The ``logits_check`` probe's verdict (non-negative rows that sum to one) on the keyed eval output.
+
+    It reads the output of the keyed eval forward the structure test asks for on
+    the same input, so the network runs that forward once for both tests; an
+    output without a class dimension goes to the probe itself, whose error is the
+    student's.
+    """
+    out = probe(built, "keyed_forward", input_shape=input_shape, mode="eval")["output"]
+    if not isinstance(out, np.ndarray) or out.ndim < 2:
+        return bool(probe(built, "logits_check", input_shape=input_shape)["looks_like_probabilities"])
+    sums = out.sum(axis=1)
+    return bool(np.all(out >= 0) and np.allclose(sums, np.ones_like(sums), rtol=1e-5, atol=1e-6))
+
 
 def max_difference(got: np.ndarray, want: np.ndarray) -> float:
     """The largest absolute difference; infinite when the shapes differ (nothing to compare element-wise)."""

@@ -72,8 +72,8 @@ def test_modern_params(student, reference, artifacts):
         if not args:
             row = {"model": "ModernCNN", "params": got["total"], "ref_params": want["total"]}
             try:
-                row["flops"] = ca.probe(modern(student), "flops", input_shape=[1, 3, 32, 32])["flops"]
-                row["ref_flops"] = ca.probe(modern(reference), "flops", input_shape=[1, 3, 32, 32])["flops"]
+                row["flops"] = ca.forward_flops(modern(student), [1, 3, 32, 32])
+                row["ref_flops"] = ca.forward_flops(modern(reference), [1, 3, 32, 32])
                 row["inference_ms"] = ca.probe(modern(student), "inference_time", input_shape=[1, 3, 32, 32],
                                                repeats=3)["ms"]
             except Exception:  # noqa: BLE001 - the comparison is a diagnostic; the tests judge
@@ -131,7 +131,7 @@ def test_modern_dropout(student):
 @grade("ModernCNN", "structure")
 def test_modern_logits(student):
     """ModernCNN returns logits, not probabilities"""
-    probs = ca.probe(modern(student), "logits_check", input_shape=NET_INPUT)["looks_like_probabilities"]
+    probs = ca.looks_like_probabilities(modern(student), NET_INPUT)
     check(not probs, "ModernCNN returns probabilities (rows sum to 1)", expected="raw logits", found="softmax output",
           hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies log-softmax itself.",
           cause="ModernCNN.softmax_output")

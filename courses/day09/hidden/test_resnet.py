@@ -415,8 +415,8 @@ def _comparison(student, reference, artifacts, got, want):
     """Parameters, FLOPs and inference time of ResNet-18 for the report's comparison table."""
     row = {"model": "ResNet-18", "params": got["total"], "ref_params": want["total"]}
     try:
-        row["flops"] = ca.probe(net(student, [2, 2, 2, 2], 10), "flops", input_shape=[1, 3, 32, 32])["flops"]
-        row["ref_flops"] = ca.probe(net(reference, [2, 2, 2, 2], 10), "flops", input_shape=[1, 3, 32, 32])["flops"]
+        row["flops"] = ca.forward_flops(net(student, [2, 2, 2, 2], 10), [1, 3, 32, 32])
+        row["ref_flops"] = ca.forward_flops(net(reference, [2, 2, 2, 2], 10), [1, 3, 32, 32])
         row["inference_ms"] = ca.probe(net(student, [2, 2, 2, 2], 10), "inference_time", input_shape=[1, 3, 32, 32],
                                        repeats=3)["ms"]
     except Exception:  # noqa: BLE001 - the comparison is a diagnostic; the tests judge
