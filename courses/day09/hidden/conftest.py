@@ -29,12 +29,17 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "catalogue of known mistakes, else it is a symptom of the class's mistake")
 
 
-# Words of a hint that name the cause whatever the test found them in: (fragment, cause within the class).
+FLATTEN_SIZE_HINT = "The first Linear layer's in_features differ from the number of values each flattened image has."
+
+# Words of a hint, or of the error the forward raised, that name the cause whatever the test found them in:
+# (fragment, cause within the class, the hint that then replaces the test's own or None to keep it).
 EVIDENCE = [
-    ("Dropout is active in eval mode", "dropout_in_eval"),
-    ("The forward applies a softmax", "softmax_output"),
-    ("The loss stays above 1.46", "softmax_output"),
-    (checks_a.INPLACE_HINT, "inplace_on_input"),
+    ("Dropout is active in eval mode", "dropout_in_eval", None),
+    ("The forward applies a softmax", "softmax_output", None),
+    ("The loss stays above 1.46", "softmax_output", None),
+    (checks_a.INPLACE_HINT, "inplace_on_input", None),
+    ("mat1 and mat2 shapes cannot be multiplied", "flatten_size", FLATTEN_SIZE_HINT),
+    ("must have same reduction dim", "flatten_size", FLATTEN_SIZE_HINT),  # the same on the meta device
 ]
 
 
@@ -51,7 +56,8 @@ def pytest_runtest_call(item: pytest.Item):
       name their own, except when the block registers no layer or its forward
       raises: then whatever the test checks failed because of that.
     - A hint that states a cause outright (dropout active in eval mode, a softmax
-      in the forward, an in-place change of the input) names it in any class.
+      in the forward, an in-place change of the input), or an error that does (a
+      Linear layer fed the wrong number of features), names it in any class.
     - What is left of a test marked ``compares_outputs`` is a symptom: the whole
       output differs for whatever is wrong in the class, so the grouping of
       mistakes (``grader.mistakes``) charges it to the class's mistake with
@@ -74,9 +80,10 @@ def pytest_runtest_call(item: pytest.Item):
             catalogue.name(exc, entry)
     if exc.cause:
         return
-    said = exc.hint or ""
-    cause = next((c for fragment, c in EVIDENCE if fragment in said), None)
-    if cause is not None:
-        exc.cause = f"{target}.{cause}"
+    said = f"{exc.hint or ''}\n{exc.found or ''}"
+    known = next(((c, h) for fragment, c, h in EVIDENCE if fragment in said), None)
+    if known is not None:
+        exc.cause = f"{target}.{known[0]}"
+        exc.hint = known[1] or exc.hint
     elif compares_outputs:
         exc.data["symptom"] = True

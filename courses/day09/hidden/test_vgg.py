@@ -243,11 +243,13 @@ def test_vgg_matches_eval(student, reference, artifacts):
 @grade("SimplifiedVGG", "structure")
 def test_vgg_logits_and_batch(student):
     """SimplifiedVGG returns logits (no softmax) and keeps the samples of a batch independent"""
-    probs = ca.looks_like_probabilities(vgg(student), NET_INPUT)
+    probs = ca.explain_error(lambda: ca.looks_like_probabilities(vgg(student), NET_INPUT),
+                             "SimplifiedVGG failed in eval mode", VGG_HINT)
     check(not probs, "SimplifiedVGG returns probabilities (rows sum to 1)", expected="raw logits",
           found="softmax output", hint="Return the last Linear layer's output: nn.CrossEntropyLoss applies "
                                        "log-softmax itself.", cause="SimplifiedVGG.softmax_output")
-    leak = ca.probe(vgg(student), "batch_independence", input_shape=[3, 3, 32, 32])["leak"]
+    leak = ca.explain_error(lambda: ca.probe(vgg(student), "batch_independence", input_shape=[3, 3, 32, 32]),
+                            "SimplifiedVGG failed in eval mode", VGG_HINT)["leak"]
     check(leak == 0.0, "SimplifiedVGG: in eval mode one sample's output depends on the other samples",
           expected="no dependence", found=f"gradient {leak:.3g} reaches the other samples",
           hint="Flatten each sample on its own, keeping the batch dimension; a view with -1 first mixes samples.",
