@@ -35,8 +35,8 @@ def tests_of(graded: Any) -> dict[str, list[Any]]:
 
 
 def record(out: Path, only: list[str] | None) -> int:
-    from grader.audit import run_audit
-    from grader.engine import GradingSession
+    from grader.authoring.audit import run_audit
+    from grader.grading.engine import GradingSession
     from grader.spec import find_spec
 
     spec = find_spec(ASSIGNMENT)

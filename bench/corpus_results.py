@@ -74,11 +74,11 @@ def case_entry(graded: Any, expected: dict[tuple[str, str], dict[str, Any]], kin
 def grade_corpus(progress: IO[str] | None = None, audit: Any = None) -> dict[str, Any]:
     """The reference's results, the skeleton's and each case's differences from the reference, as plain data.
 
-    ``audit``: the corpus already graded by ``grader.audit.run_audit`` on this machine (the slow tests
+    ``audit``: the corpus already graded by ``grader.authoring.audit.run_audit`` on this machine (the slow tests
     share one); otherwise it is graded here, on the CPU.
     """
-    from grader.audit import run_audit
-    from grader.engine import GradingSession
+    from grader.authoring.audit import run_audit
+    from grader.grading.engine import GradingSession
     from grader.spec import find_spec
 
     spec = find_spec(ASSIGNMENT)

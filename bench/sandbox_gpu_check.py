@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.client import SubmissionError, WorkerClient  # noqa: E402
-from grader.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
+from grader.grading.client import SubmissionError, WorkerClient  # noqa: E402
+from grader.grading.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
 
 GPU_FILE = '''
 import os, time

@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.client import WorkerClient  # noqa: E402
-from grader.engine import GradingSession  # noqa: E402
-from grader.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
+from grader.grading.client import WorkerClient  # noqa: E402
+from grader.grading.engine import GradingSession  # noqa: E402
+from grader.grading.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 
 MINI = ROOT / "tests" / "fixtures" / "minicourse"

@@ -42,7 +42,7 @@ def main() -> None:
 
     import torch
 
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.spec import find_spec
 
     spec = find_spec(args.assignment)

@@ -145,21 +145,21 @@ def startup_child(out_file: Path, assignment: str, demo: list[str]) -> None:
     import grader.commands.run  # noqa: F401
 
     stage("grader modules: the CLI and `run`")
-    import grader.engine  # noqa: F401
+    import grader.grading.engine  # noqa: F401
 
     stage("grader modules: engine (pytest, plugin, probes)")
-    import grader.classrun  # noqa: F401
+    import grader.classrun.run  # noqa: F401
 
     stage("grader modules: class runs (ingest, gradebook, keys)")
     import grader.report.html  # noqa: F401
 
     stage("grader modules: report (jinja2, templates)")
-    from grader.engine import GradingSession, run_suite
-    from grader.plugin import GradingPlugin, SuiteError
+    from grader.grading.engine import GradingSession, run_suite
+    from grader.grading.plugin import GradingPlugin, SuiteError
     from grader.spec import find_spec
     from grader.testing import ReferenceImplementation
     from grader.worker import probes as probe_library
-    from grader.client import WorkerClient
+    from grader.grading.client import WorkerClient
 
     spec = find_spec(assignment)
     stage("assignment spec")

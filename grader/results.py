@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from grader.notebook.model import NotebookReport
+from grader.intake.notebook.model import NotebookReport
 from grader.points import points_text, round_points
 
 CATEGORIES = ("api", "shape", "params", "skip", "structure", "training", "device", "bonus")
@@ -141,7 +141,7 @@ class MistakeEntry(BaseModel):
 
 class LmsIdentity(BaseModel):
     """Who the submission belongs to in the LMS it was downloaded from, read from its bulk-download name
-    (grader.ingest.lms_identity), so grades can be imported back."""
+    (grader.intake.ingest.lms_identity), so grades can be imported back."""
 
     system: Literal["moodle", "canvas"]
     ids: dict[str, str]        # moodle: participant; canvas: user_id, attachment_id

@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import pytest
 
-from grader.client import SubmissionError, WorkerClient, current_test
-from grader.isolation import Isolation
+from grader.grading.client import SubmissionError, WorkerClient, current_test
+from grader.grading.isolation import Isolation
 from grader.spec import AssignmentSpec
 from grader.worker import probes as probe_library
 from grader.worker import standins
@@ -101,7 +101,7 @@ class Built:
     args: tuple
     kwargs: dict
     construct: bool = True
-    # Dependencies replaced by the course's stand-ins while it is built (see grader.isolation).
+    # Dependencies replaced by the course's stand-ins while it is built (see grader.grading.isolation).
     stand_ins: tuple[str, ...] = ()
 
     def probe(self, name: str, *, timeout: float | None = None, **params: Any) -> dict[str, Any]:

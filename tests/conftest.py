@@ -20,7 +20,7 @@ def minispec():
 
 @pytest.fixture(scope="module")
 def minisession(minispec):
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
 
     with GradingSession(minispec) as session:
         yield session
@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def graded_corpus():
     """Every case of tests/corpus graded once per test session (an ``AuditReport``); for tests marked slow."""
-    from grader.audit import run_audit
+    from grader.authoring.audit import run_audit
     from grader.spec import find_spec
 
     return run_audit(find_spec("day09"), ROOT / "tests" / "corpus")
@@ -73,7 +73,7 @@ def graded_corpus():
 @pytest.fixture(scope="session")
 def graded_demo(tmp_path_factory):
     """bob, carol and dave of the demo class graded once per test session: {student: (result, folder)}; for slow tests."""
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.report import write_student_report
     from grader.results import save
     from grader.spec import find_spec

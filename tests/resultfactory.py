@@ -6,7 +6,7 @@ import math
 import random
 from typing import Any
 
-from grader.mistakes import diagnose
+from grader.grading.mistakes import diagnose
 from grader.results import Flag, Outcome, Problem, SubmissionResult, TestResult
 from grader.spec import find_spec
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from grader.mistakes import diagnose
+from grader.grading.mistakes import diagnose
 from grader.results import Flag, Outcome, Problem, SubmissionResult, TestResult
 from grader.spec import AssignmentSpec, find_spec
 

@@ -29,10 +29,10 @@ from typing import Any, Callable
 
 import pytest
 
-from grader.engine import GradingSession
-from grader.ingest import ingest
+from grader.grading.engine import GradingSession
+from grader.intake.ingest import ingest
 from grader.results import Outcome, SubmissionResult, save
-from grader.sandbox import _bwrap_works, bwrap_path
+from grader.grading.sandbox import _bwrap_works, bwrap_path
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ class Case:
     plain_bug: bool = False                          # then no "refused" flag may appear
     check: Callable[[SubmissionResult, dict[str, Any]], None] | None = None
     max_seconds: float = 30.0
-    ingested: bool = False                           # read through grader.ingest first, as `grader run` does
+    ingested: bool = False                           # read through grader.intake.ingest first, as `grader run` does
 
 
 def _hijack(r: SubmissionResult, ctx: dict[str, Any]) -> None:
@@ -519,11 +519,11 @@ def test_not_a_folder_and_empty(session: GradingSession, tmp_path: Path) -> None
 
 
 def test_zip_that_escapes_its_folder(session: GradingSession, tmp_path: Path) -> None:
-    """A student's zip with '..', absolute and link entries unpacks inside its folder only (grader.ingest)."""
+    """A student's zip with '..', absolute and link entries unpacks inside its folder only (grader.intake.ingest)."""
     import stat as stat_module
     import zipfile
 
-    from grader.ingest import unpack_zip
+    from grader.intake.ingest import unpack_zip
 
     outside = tmp_path / "outside"
     outside.mkdir()

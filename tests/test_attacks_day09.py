@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine import GradingSession
+from grader.grading.engine import GradingSession
 from grader.results import Outcome
 from grader.spec import find_spec
 

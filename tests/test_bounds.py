@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grader.bounds import MAX_ITEMS, MAX_TEXT, bounded
+from grader.grading.bounds import MAX_ITEMS, MAX_TEXT, bounded
 
 
 def test_a_huge_layer_table_is_cut_and_the_cut_is_named() -> None:

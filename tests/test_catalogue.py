@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.audit import load_corpus
+from grader.authoring.audit import load_corpus
 from grader.spec import find_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import classrun
-from grader.classrun import (ExecutorContext, ExecutorUnavailable, Job, JobError, LocalExecutor, OutputBusy,
+from grader.classrun import run as classrun
+from grader.classrun.run import (ExecutorContext, ExecutorUnavailable, Job, JobError, LocalExecutor, OutputBusy,
                              OutputLock, grade_class, grade_job, register_executor)
 from grader.results import load
 from grader.spec import load_spec
@@ -72,7 +72,7 @@ def test_resume_grades_only_what_is_missing_and_mends_half_written_results(tmp_p
 
 def test_a_run_with_the_gpu_regrades_what_a_run_without_it_kept(tmp_path, spec, monkeypatch, capsys):
     """Whether the GPU checks ran decides a result: gaining the GPU regrades; the same machine again keeps."""
-    from grader.progress import LineLog
+    from grader.classrun.progress import LineLog
 
     subs = make_class(tmp_path / "subs", {"alice": REFERENCE})
     out = tmp_path / "out"
@@ -310,8 +310,8 @@ def test_a_run_killed_half_way_resumes_with_one_result_each(tmp_path, run_cgroup
 
 
 def test_ctrl_c_stops_the_workers_and_the_next_run_grades_the_rest(tmp_path, spec):
-    from grader.gradebook import Gradebook
-    from grader.progress import Progress
+    from grader.classrun.gradebook import Gradebook
+    from grader.classrun.progress import Progress
 
     class InterruptAfterFirst(Progress):
         def finished(self, outcome) -> None:

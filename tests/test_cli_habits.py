@@ -14,7 +14,7 @@ from resultfactory import make_result
 
 from grader import cli
 from grader.cli import EXIT_CLOSED_PIPE, build_parser
-from grader.gradebook import Gradebook
+from grader.classrun.gradebook import Gradebook
 from grader.results import LmsIdentity, save
 
 ROOT = Path(__file__).resolve().parents[1]

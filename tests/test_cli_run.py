@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun import OutputLock, StudentOutcome, Summary
-from grader.progress import LineLog, LiveBar, clock, for_stream, summary_table
+from grader.classrun.run import OutputLock, StudentOutcome, Summary
+from grader.classrun.progress import LineLog, LiveBar, clock, for_stream, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MINICOURSE = ROOT / "tests" / "fixtures" / "minicourse"

@@ -18,9 +18,9 @@ import pytest
 
 import distributed  # noqa: E402 - installed by the set-up (the cluster extra)
 
-from grader import classrun  # noqa: E402
-from grader.executors import dask_executor  # noqa: E402
-from grader.executors.dask_executor import DaskExecutor, ExecutorError  # noqa: E402
+from grader.classrun import run as classrun  # noqa: E402
+from grader.classrun.executors import dask_executor  # noqa: E402
+from grader.classrun.executors.dask_executor import DaskExecutor, ExecutorError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MINICOURSE = ROOT / "tests" / "fixtures" / "minicourse"

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from grader.plugin import SuiteError
+from grader.grading.plugin import SuiteError
 from grader.results import Outcome
 
 CORRECT = textwrap.dedent('''
@@ -102,7 +102,7 @@ def test_gradescope_rendering_has_the_contract_fields(minisession, minispec):
 
 
 def _session_for(course):
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.spec import load_spec
 
     return GradingSession(load_spec(course))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.exposure import SELF_REPORTED, exposure_lines, reference_exposure
+from grader.authoring.exposure import SELF_REPORTED, exposure_lines, reference_exposure
 from grader.spec import load_spec
 from grader.worker.probes import PROBES
 

@@ -8,7 +8,7 @@ from markupsafe import escape
 from resultfactory import make_result
 
 from grader.feedback import for_student
-from grader.mistakes import diagnose
+from grader.grading.mistakes import diagnose
 from grader.report import render_student
 from grader.results import Outcome
 from grader.spec import find_spec

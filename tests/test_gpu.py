@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.audit import run_audit
+from grader.authoring.audit import run_audit
 from grader.report import render_student
 from grader.results import Outcome
 from grader.spec import find_spec
@@ -27,7 +27,7 @@ def gpu_tests(result):
 
 
 def test_without_the_gpu_the_gpu_checks_are_skipped_with_their_reason_in_the_report():
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
 
     spec = find_spec("day09")
     with GradingSession(spec, gpu=False) as session:
@@ -45,7 +45,7 @@ def test_on_a_run_with_the_gpu_a_worker_hiding_cuda_fails_the_gpu_test_and_its_p
     at all) answers that it is not. The GPU test fails, and the device points are not moved to the meta test."""
     import torch
 
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
 
     really_available = torch.cuda.is_available
 
@@ -68,7 +68,7 @@ def test_on_a_run_with_the_gpu_a_worker_hiding_cuda_fails_the_gpu_test_and_its_p
 
 
 def test_a_skipped_test_keeps_its_points_on_a_run_with_the_gpu():
-    from grader.plugin import assign_points
+    from grader.grading.plugin import assign_points
     from grader.results import TestResult
 
     spec = find_spec("day09")
@@ -84,8 +84,8 @@ def test_a_skipped_test_keeps_its_points_on_a_run_with_the_gpu():
 
 @pytest.fixture(scope="module")
 def gpu_session():
-    from grader.classrun import cuda_usable
-    from grader.engine import GradingSession
+    from grader.classrun.run import cuda_usable
+    from grader.grading.engine import GradingSession
 
     if not cuda_usable():
         pytest.fail("the GPU checks need CUDA: no usable CUDA device here (CUDA_VISIBLE_DEVICES, a CPU build of "

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun import grade_class
+from grader.classrun.run import grade_class
 from grader.cli import main as cli
-from grader.gradebook import GRADEBOOK_FILE, Gradebook, GradebookError, current_user
+from grader.classrun.gradebook import GRADEBOOK_FILE, Gradebook, GradebookError, current_user
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, gradescope
+from grader import cli
+
+from grader.integrations import gradescope
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,8 +254,8 @@ def test_zip_layout(bundle):
         assert (infos[script].external_attr >> 16) & 0o111, f"{script} is not executable"
     assert "course/hidden/test_blocks.py" in infos and "course/reference/blocks.py" in infos
     assert "course/public/" in infos  # empty folders the spec names still exist
-    assert "grader-src/pyproject.toml" in infos and "grader-src/grader/engine.py" in infos
-    assert "grader-src/grader/suite.ini" in infos
+    assert "grader-src/pyproject.toml" in infos and "grader-src/grader/grading/engine.py" in infos
+    assert "grader-src/grader/grading/suite.ini" in infos
     assert not [n for n in infos if "__pycache__" in n or n.startswith(("tests/", ".venv"))]
     assert spec_bytes == (MINICOURSE / "assignment.toml").read_bytes()
     assert config["assignment"] == "mini"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.ingest import CLASS_ZIP, STUDENT_ZIP, IdRule, IngestError, ZipLimits, ingest, lms_identity, unpack_zip
+from grader.intake.ingest import CLASS_ZIP, STUDENT_ZIP, IdRule, IngestError, ZipLimits, ingest, lms_identity, unpack_zip
 from grader.results import LmsIdentity
 
 CODE = "def double(x):\n    return 2 * x\n"
@@ -145,7 +145,7 @@ def test_corrupt_zip_is_a_problem(tmp_path):
 
 
 def test_limits_sit_above_the_intake():
-    from grader import intake
+    from grader.intake import submission as intake
 
     assert STUDENT_ZIP.max_file_bytes == intake.MAX_FILE_BYTES and STUDENT_ZIP.max_total_bytes == intake.MAX_TOTAL_BYTES
     assert CLASS_ZIP.max_file_bytes > STUDENT_ZIP.max_declared_bytes / 8

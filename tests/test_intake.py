@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import intake
-from grader.intake import read_submission
+from grader.intake import submission as intake
+from grader.intake.submission import read_submission
 
 
 def messages(result: intake.Intake) -> str:

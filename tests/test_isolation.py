@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine import GradingSession
+from grader.grading.engine import GradingSession
 from grader.results import Outcome
 from grader.spec import SpecError, load_spec
 
@@ -340,7 +340,7 @@ def _with_biased_block(resnet_source: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["resnet_wrong_stage_strides", "resnet_no_stem_relu", "resnet_block_too_few"])
 def test_a_networks_own_mistake_is_caught_with_the_stand_in_in_place(case, tmp_path):
-    from grader.audit import build_submission, load_case
+    from grader.authoring.audit import build_submission, load_case
     from grader.spec import find_spec
 
     spec = find_spec("day09")

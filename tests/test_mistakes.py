@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 import time
 
-from grader.mistakes import diagnose, locate_import_error, normalise
+from grader.grading.mistakes import diagnose, locate_import_error, normalise
 from grader import results
 from grader.results import Outcome, Problem
 
@@ -90,7 +90,7 @@ def test_the_reference_has_no_mistake(minisession, minispec):
 
 
 def test_a_forward_that_never_returns_costs_one_timeout_per_class(minicourse_copy, make_submission):
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.spec import load_spec
 
     timeout = 1.5
@@ -208,7 +208,7 @@ def test_an_import_error_is_placed_in_the_file_where_it_is():
 # ----------------------------------------------------------------------------- feedback policy
 
 def _with_policy(minicourse_copy, policy):
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.spec import load_spec
 
     toml = minicourse_copy / "assignment.toml"

@@ -8,11 +8,11 @@ import json
 import pytest
 from notebooks import PIP_CELL, PLOT_CELL, notebook_bytes, reference_cells, training_cell
 
-from grader.intake import read_submission
-from grader.notebook.cells import NotebookUnreadable, code_cells
-from grader.notebook.magics import strip_magics
-from grader.notebook.statements import CODE, CONSTANT, DEFINITION, IMPORT, STAR_IMPORT, classify, used_names
-from grader.notebook.take import NotebookRules, rules_for, take_notebooks
+from grader.intake.submission import read_submission
+from grader.intake.notebook.cells import NotebookUnreadable, code_cells
+from grader.intake.notebook.magics import strip_magics
+from grader.intake.notebook.statements import CODE, CONSTANT, DEFINITION, IMPORT, STAR_IMPORT, classify, used_names
+from grader.intake.notebook.take import NotebookRules, rules_for, take_notebooks
 from grader.spec import SpecError, find_spec, load_spec
 
 RULES = NotebookRules(place={"Block": "blocks.py", "Net": "net.py", "double": "blocks.py"})
@@ -247,7 +247,7 @@ def test_without_notebook_rules_the_intake_is_unchanged(tmp_path):
 
 
 def test_a_notebook_over_the_size_limit_is_named_with_what_to_do(tmp_path, monkeypatch):
-    from grader import intake as intake_module
+    from grader.intake import submission as intake_module
 
     monkeypatch.setattr(intake_module, "MAX_FILE_BYTES", 1000)
     (tmp_path / "day.ipynb").write_bytes(notebook_bytes([BLOCK, "x = '" + "a" * 2000 + "'"]))

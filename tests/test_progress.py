@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun import StudentOutcome, grade_class, register_executor
-from grader.progress import LiveBar, Progress, for_stream, names_within
+from grader.classrun.run import StudentOutcome, grade_class, register_executor
+from grader.classrun.progress import LiveBar, Progress, for_stream, names_within
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

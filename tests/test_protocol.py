@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader.client import SubmissionError, WorkerClient, clean_text
+from grader.grading.client import SubmissionError, WorkerClient, clean_text
 from grader.worker import protocol
 from grader.worker.protocol import ProtocolError
 

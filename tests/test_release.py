@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.release import ReleaseError, build_release
+from grader.authoring.release import ReleaseError, build_release
 from grader.spec import find_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -182,7 +182,7 @@ def test_command_bad_dir_is_a_one_line_usage_error(tmp_path, capsys, case):
 @pytest.mark.slow
 def test_two_copies_of_bob_one_with_another_padding_are_his_mistakes_each_counted_twice(tmp_path):
     """Graded for real: bob, and bob with padding=0 where he wrote padding=1 in the 5x5 branch."""
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
     from grader.report.grouping import mistakes_of
     from grader.spec import find_spec
 

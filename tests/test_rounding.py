@@ -11,8 +11,8 @@ import pytest
 from resultfactory import make_result
 
 from grader import cli
-from grader.classrun import StudentOutcome, Summary
-from grader.gradebook import Gradebook
+from grader.classrun.run import StudentOutcome, Summary
+from grader.classrun.gradebook import Gradebook
 from grader.points import percent_text, points_text, round_points
 from grader.report import write_class_report, write_student_report
 from grader.report.collect import collect

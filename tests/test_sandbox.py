@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from grader.client import SubmissionError, WorkerClient
-from grader.sandbox import Sandbox, SandboxConfig, _bwrap_works, bwrap_path
+from grader.grading.client import SubmissionError, WorkerClient
+from grader.grading.sandbox import Sandbox, SandboxConfig, _bwrap_works, bwrap_path
 from grader.worker import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def client(sandbox):
 
 @needs_bwrap
 def test_the_view_holds_nothing_of_the_grader(client: WorkerClient) -> None:
-    secret = [ROOT / "grader", ROOT / "grader" / "engine.py", ROOT / "courses", ROOT / "reference",
+    secret = [ROOT / "grader", ROOT / "grader" / "grading" / "engine.py", ROOT / "courses", ROOT / "reference",
               ROOT / "tests", ROOT / "submissions", ROOT / "tests" / "fixtures" / "minicourse" / "hidden",
               ROOT / "README.md", ROOT / "pyproject.toml", Path.home() / ".ssh", Path("/etc/passwd"),
               Path("/etc/hostname"), Path("/root/.pyenv/versions") / "nonexistent"]
@@ -352,7 +352,7 @@ def test_integrity_check_raises_no_false_alarm_for_the_probes() -> None:
 
 
 def test_gpu_sandbox_leaves_the_gpu_visible_and_cpu_sandbox_hides_it(monkeypatch):
-    from grader.sandbox import bwrap_command
+    from grader.grading.sandbox import bwrap_command
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grader.skeleton import SkeletonError, check, generate, make_stub
+from grader.authoring.skeleton import SkeletonError, check, generate, make_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "day09"

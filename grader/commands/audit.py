@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.audit import CorpusError, run_audit
+    from grader.authoring.audit import CorpusError, run_audit
     from grader.spec import find_spec
 
     corpus = args.corpus or DEFAULT_CORPUS
@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         table, summary = lines[: len(report.results) + 1], lines[len(report.results) + 1:]
         lines = table[:1] + [line for line, r in zip(table[1:], report.results) if not r.ok] + summary
     if args.exposure:
-        from grader.exposure import exposure_lines, reference_exposure
+        from grader.authoring.exposure import exposure_lines, reference_exposure
 
         lines += exposure_lines(*reference_exposure(spec))
     for line in lines:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from grader import gradescope
+from grader.integrations import gradescope
 from grader.cli import UsageError
 from grader.commands.report import open_out_dir, warn_unreadable
 from grader.report import exports

@@ -75,7 +75,7 @@ def student_table(grades: list) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.gradebook import GRADEBOOK_FILE, Gradebook, GradebookError
+    from grader.classrun.gradebook import GRADEBOOK_FILE, Gradebook, GradebookError
 
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir}: no such folder")

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.release import ReleaseError, build_release
+    from grader.authoring.release import ReleaseError, build_release
     from grader.spec import find_spec
 
     if args.out.exists() and not args.out.is_dir():

@@ -24,7 +24,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from grader.classrun import usable_cores
+    from grader.classrun.run import usable_cores
 
     parser.add_argument("submissions", nargs="+", metavar="SUB", type=Path,
                         help="submission folder, student .zip, or a class folder / bulk-download .zip")
@@ -48,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.classrun import ExecutorUnavailable, OutputBusy, executor_factory, grade_class
-    from grader.gradebook import GradebookError
-    from grader.ingest import IdRule, IngestError
-    from grader.progress import for_stream
+    from grader.classrun.run import ExecutorUnavailable, OutputBusy, executor_factory, grade_class
+    from grader.classrun.gradebook import GradebookError
+    from grader.intake.ingest import IdRule, IngestError
+    from grader.classrun.progress import for_stream
     from grader.spec import find_spec
 
     if args.jobs is not None and args.jobs < 1:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.skeleton import SkeletonError, check, generate
+    from grader.authoring.skeleton import SkeletonError, check, generate
     from grader.spec import find_spec
 
     spec = find_spec(args.assignment)

@@ -31,7 +31,7 @@ from grader.results import (
 REPORT_FILE = "report.html"
 STDOUT_LIMIT = 2_000  # characters of student-printed output shown per test
 TEXT_LIMIT = 4_000  # characters of any other message (expected/found/traceback) shown
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 # icon, word, css class: the word is always printed, so colour is never the only signal

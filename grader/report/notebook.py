@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.notebook.model import NotebookReport
+from grader.intake.notebook.model import NotebookReport
 
 # icon, css class of each cell status: the word is printed too
 CELL_STYLE = {"taken": ("✓", "passed"), "partly taken": ("◐", "skipped"), "left out": ("–", "skipped")}

@@ -25,7 +25,7 @@ from test_reports_chromium import (  # noqa: E402,F401 - session is a fixture
     set_viewport,
 )
 
-from grader.notebook.take import rules_for, take_notebooks  # noqa: E402
+from grader.intake.notebook.take import rules_for, take_notebooks  # noqa: E402
 from grader.report import write_student_report  # noqa: E402
 from grader.spec import find_spec  # noqa: E402
 

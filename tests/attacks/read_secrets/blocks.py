@@ -13,7 +13,7 @@ TARGETS = [
     REPO + "/tests/fixtures/minicourse/hidden/test_blocks.py",
     REPO + "/reference/day09/resnet.py",
     REPO + "/courses/day09/assignment.toml",
-    REPO + "/grader/engine.py",
+    REPO + "/grader/grading/engine.py",
     "/proc/1/root" + REPO + "/tests/attacks/_course/reference/blocks.py",
     f"/proc/{os.getppid()}/cwd/reference/blocks.py",
     f"/proc/{os.getppid()}/root" + REPO + "/tests/attacks/_course/reference/blocks.py",

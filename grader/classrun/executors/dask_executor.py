@@ -74,7 +74,7 @@ _CONFIGURED: dict[str, Any] = {}
 
 
 def _configure(gpu: bool, threads: int) -> None:
-    from grader import classrun
+    from grader.classrun import run as classrun
 
     wanted = (gpu, threads)
     if _CONFIGURED.get("settings") != wanted:
@@ -94,7 +94,7 @@ def _purge_modules_under(folder: Path) -> None:
 
 def _forget_stale(job: Any) -> None:
     """A long-lived worker that graded an older copy of this course forgets it (spec, session, suite modules)."""
-    from grader import classrun
+    from grader.classrun import run as classrun
 
     specs = getattr(classrun, "_SPECS", {})
     cached = specs.get(job.spec_file)
@@ -120,7 +120,7 @@ def _read_back(folder: Path) -> dict[str, bytes]:
 
 def run_dask_job(payload: dict[str, Any]) -> dict[str, Any]:
     """The Dask task: grade one job (plain dict in, plain dict out) with ``classrun.grade_job``."""
-    from grader import classrun
+    from grader.classrun import run as classrun
 
     job = classrun.Job(**{f.name: payload[f.name] for f in dataclasses.fields(classrun.Job)})
     job = dataclasses.replace(job, problems=tuple(job.problems))
@@ -183,7 +183,7 @@ class DaskExecutor:
                 elif address:
                     self.client = distributed.Client(address, timeout="30s")
                 else:
-                    from grader.classrun import usable_cores
+                    from grader.classrun.run import usable_cores
 
                     n = 1 if self.gpu else max(1, context.workers)
                     self.threads = max(1, usable_cores() // n)
@@ -206,7 +206,7 @@ class DaskExecutor:
         payload = {**dataclasses.asdict(job), "gpu": self.gpu, "threads": self.threads}
         payload["problems"] = list(job.problems)
         if self.ship:
-            from grader.intake import read_submission
+            from grader.intake.submission import read_submission
 
             intake = read_submission(Path(job.submission), self.context.spec.files)
             payload["files"] = intake.files
@@ -231,7 +231,7 @@ class DaskExecutor:
         return future
 
     def _finished(self, job: Any, remote: Any) -> None:
-        from grader.classrun import JobError
+        from grader.classrun.run import JobError
 
         with self._lock:
             future = self._futures.pop(remote, None)
@@ -270,7 +270,7 @@ class DaskExecutor:
             os.replace(tmp, target)
 
     def _cancel_all(self) -> None:
-        from grader.classrun import JobError
+        from grader.classrun.run import JobError
 
         with self._lock:
             pending = list(self._futures.items())
@@ -316,6 +316,6 @@ def _why(error: BaseException | None) -> str:
 
 
 def register() -> None:
-    from grader.classrun import register_executor
+    from grader.classrun.run import register_executor
 
     register_executor(NAME, DaskExecutor)

@@ -62,7 +62,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grader import intake
+from grader.intake import submission as intake
 from grader.results import LmsIdentity, Problem
 
 JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", ".git", "__pycache__", ".ipynb_checkpoints"}

@@ -33,8 +33,8 @@ from typing import Any
 
 from grader.worker import protocol
 
-WORKER_PACKAGE = Path(__file__).resolve().parent / "worker"
-GRADER_PACKAGE = Path(__file__).resolve().parent
+WORKER_PACKAGE = Path(__file__).resolve().parents[1] / "worker"
+GRADER_PACKAGE = Path(__file__).resolve().parents[1]
 INSIDE_ROOT = "/opt/grader-worker"
 # The host's procfs, read-only and out of the way: its presence is what lets a worker mount a /proc of its
 # own PID namespace (the kernel allows that only where some procfs is fully visible, and bubblewrap's

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.sandbox import Sandbox, SandboxError
+from grader.grading.sandbox import Sandbox, SandboxError
 from grader.worker import protocol
 
 MAX_EVENTS = 200

@@ -309,9 +309,9 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
     threading.Thread(target=watchdog, daemon=True, name="gradescope-watchdog").start()
     try:
-        from grader.classrun import has_gradable_file, nothing_to_grade, read_as_graded
-        from grader.engine import GradingSession
-        from grader.ingest import Ingest
+        from grader.classrun.run import has_gradable_file, nothing_to_grade, read_as_graded
+        from grader.grading.engine import GradingSession
+        from grader.intake.ingest import Ingest
         from grader.spec import load_spec
 
         spec = load_spec(source / config["spec"])
@@ -354,7 +354,7 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.gradescope",
+    parser = argparse.ArgumentParser(prog="python -m grader.integrations.gradescope",
                                      description="Grade the Gradescope submission (run by run_autograder).")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("AUTOGRADER_ROOT", "/autograder")))
     args = parser.parse_args(argv)
@@ -422,14 +422,14 @@ fi
 """,
     "run_autograder": r"""#!/usr/bin/env bash
 # Gradescope runs this once per submission: grade $AUTOGRADER_ROOT/submission into
-# $AUTOGRADER_ROOT/results/results.json with the grader's engine (see grader-src/grader/gradescope.py).
+# $AUTOGRADER_ROOT/results/results.json with the grader's engine (see grader-src/grader/integrations/gradescope.py).
 set -u
 export GRADER_STARTED_AT="$(date +%s.%N)"
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PY="${GRADER_PYTHON:-$ROOT/venv/bin/python}"
 mkdir -p "$ROOT/results"
 cd "$ROOT"
-exec "$PY" -P -m grader.gradescope --root "$ROOT"
+exec "$PY" -P -m grader.integrations.gradescope --root "$ROOT"
 """,
 }
 

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel
 
-from grader.client import current_test
+from grader.grading.client import current_test
 from grader.testing import StudentImplementation
 
 # Probes whose result a submission could state without computing the function under test.
@@ -79,7 +79,7 @@ def exposure_lines(exposed: list[ExposedTest], total_tests: int) -> list[str]:
 
 def reference_exposure(spec: Any) -> tuple[list[ExposedTest], int]:
     """Grade the reference as a submission while recording: the exposed tests, and how many tests there are."""
-    from grader.engine import GradingSession
+    from grader.grading.engine import GradingSession
 
     with recording() as calls, GradingSession(spec) as session:
         result = session.grade(spec.reference, "reference")

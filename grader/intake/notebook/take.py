@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from grader.notebook.cells import NotebookUnreadable, code_cells
-from grader.notebook.magics import strip_magics
-from grader.notebook.model import CellReport, LeftOut, NotebookReport, TakenName
-from grader.notebook.placement import Placement, place_statements
-from grader.notebook.statements import (CODE, FUTURE, IMPORT, QUIET, STAR_IMPORT, Statement, cell_statements,
+from grader.intake.notebook.cells import NotebookUnreadable, code_cells
+from grader.intake.notebook.magics import strip_magics
+from grader.intake.notebook.model import CellReport, LeftOut, NotebookReport, TakenName
+from grader.intake.notebook.placement import Placement, place_statements
+from grader.intake.notebook.statements import (CODE, FUTURE, IMPORT, QUIET, STAR_IMPORT, Statement, cell_statements,
                                         parse_cell, shorten)
 from grader.results import Problem
 

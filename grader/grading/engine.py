@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader.bounds import bounded
-from grader.client import WorkerClient
-from grader.intake import read_submission
-from grader.isolation import Isolation
-from grader.mistakes import diagnose
-from grader.notebook.take import rules_for
-from grader.plugin import GradingPlugin, SuiteError, assign_points
-from grader.reference import load_reference
+from grader.grading.bounds import bounded
+from grader.grading.client import WorkerClient
+from grader.intake.submission import read_submission
+from grader.grading.isolation import Isolation
+from grader.grading.mistakes import diagnose
+from grader.intake.notebook.take import rules_for
+from grader.grading.plugin import GradingPlugin, SuiteError, assign_points
+from grader.grading.reference import load_reference
 from grader.results import Flag, Problem, SubmissionResult
-from grader.sandbox import Sandbox, SandboxConfig
+from grader.grading.sandbox import Sandbox, SandboxConfig
 from grader.spec import AssignmentSpec
 from grader.testing import ReferenceImplementation, StudentImplementation
 

@@ -3,8 +3,8 @@
 The pieces, in the order a run uses them:
 
 - ``OutputLock``: one run per output folder (``DIR/.grader.lock``, ``flock``);
-- ``grader.ingest``: folders, zips and LMS bulk downloads become one folder per student;
-- content keys (``grader.keys``): a student whose result carries the same key
+- ``grader.intake.ingest``: folders, zips and LMS bulk downloads become one folder per student;
+- content keys (``grader.classrun.keys``): a student whose result carries the same key
   (same files, suite, reference and grader, and the GPU given or not) is kept, not regraded;
 - ``Job``: plain data naming one submission to grade; ``grade_job(job)`` grades it
   in whatever process runs it, writes ``results.json``, ``grading.json`` and the
@@ -13,10 +13,10 @@ The pieces, in the order a run uses them:
   imports torch, the engine and the reference here once, then forks N grading
   processes (before any tensor operation, and never after CUDA starts) that each
   keep one ``GradingSession``, so one sandbox zygote, for all their submissions;
-- the gradebook (``grader.gradebook``) records the run and every student's score.
+- the gradebook (``grader.classrun.gradebook``) records the run and every student's score.
 
 Another executor (a cluster) is chosen with ``grader run --executor NAME``: a
-factory ``create_executor(context) -> Executor`` in ``grader/executors/NAME_executor.py``,
+factory ``create_executor(context) -> Executor`` in ``grader/classrun/executors/NAME_executor.py``,
 under the ``grader.executors`` entry-point group, or given to ``register_executor``.
 """
 
@@ -44,12 +44,12 @@ from typing import Any, Callable, Protocol
 
 import grader
 from grader import results as results_io
-from grader.gradebook import Gradebook, current_user, now_utc
-from grader.ingest import Incoming, IngestError, ingest
-from grader.intake import read_submission
-from grader.notebook.take import rules_for
-from grader.keys import submission_key, suite_key
-from grader.progress import Progress, summary_table
+from grader.classrun.gradebook import Gradebook, current_user, now_utc
+from grader.intake.ingest import Incoming, IngestError, ingest
+from grader.intake.submission import read_submission
+from grader.intake.notebook.take import rules_for
+from grader.classrun.keys import submission_key, suite_key
+from grader.classrun.progress import Progress, summary_table
 from grader.results import LmsIdentity, Problem, SubmissionResult
 from grader.spec import AssignmentSpec, load_spec
 
@@ -119,12 +119,12 @@ class Job:
     student: str
     submission: str          # the folder holding the student's files
     out: str                 # the class's output folder; the result goes to out/<student>
-    key: str                 # content key of submission + suite + whether the GPU is given (grader.keys)
+    key: str                 # content key of submission + suite + whether the GPU is given (grader.classrun.keys)
     assignment: str          # the spec's id
     spec_file: str           # its assignment.toml, so a process that has not loaded it can
     suite: str               # suite key the run was planned with; a worker with another copy refuses
-    problems: tuple[dict[str, Any], ...] = ()   # found while unpacking (grader.ingest), for the report
-    lms: dict[str, Any] | None = None           # the LMS identity read from the download's name (grader.ingest)
+    problems: tuple[dict[str, Any], ...] = ()   # found while unpacking (grader.intake.ingest), for the report
+    lms: dict[str, Any] | None = None           # the LMS identity read from the download's name (grader.intake.ingest)
     other_files: tuple[str, ...] = ()           # files of the submission that are not the assignment's, for the summary
 
 
@@ -183,7 +183,7 @@ def _own_sessions() -> dict[str, Any]:
 def session_for(spec_file: str) -> Any:
     sessions = _own_sessions()
     if spec_file not in sessions:
-        from grader.engine import GradingSession
+        from grader.grading.engine import GradingSession
 
         spec, _ = spec_for(spec_file)
         sessions[spec_file] = GradingSession(spec, threads=_SETTINGS.threads, gpu=_SETTINGS.gpu)
@@ -316,17 +316,17 @@ def register_executor(name: str, factory: ExecutorFactory) -> None:
 
 def _found_executors() -> dict[str, Callable[[], ExecutorFactory]]:
     """Executors found without importing them: entry points in ``grader.executors`` (the group), and
-    modules ``grader/executors/<name>_executor.py`` that define ``create_executor(context)``."""
+    modules ``grader/classrun/executors/<name>_executor.py`` that define ``create_executor(context)``."""
     import importlib
     import pkgutil
     from importlib.metadata import entry_points
 
     found: dict[str, Callable[[], ExecutorFactory]] = {
         ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    folder = Path(grader.__file__).parent / "executors"
+    folder = Path(grader.__file__).parent / "classrun" / "executors"
     for info in pkgutil.iter_modules([str(folder)]) if folder.is_dir() else []:
         if info.name.endswith("_executor"):
-            module = f"grader.executors.{info.name}"
+            module = f"grader.classrun.executors.{info.name}"
             found.setdefault(info.name[: -len("_executor")], lambda module=module: _factory_in(module))
     return found
 
@@ -395,9 +395,9 @@ def preload(spec: AssignmentSpec) -> None:
     """What every grading process needs, imported once here so that forked workers share it."""
     import torch  # noqa: F401
 
-    import grader.engine  # noqa: F401 - pytest, the plugin, the probe library
+    import grader.grading.engine  # noqa: F401 - pytest, the plugin, the probe library
     import grader.report.html  # noqa: F401 - jinja2 and the templates
-    from grader.reference import load_reference
+    from grader.grading.reference import load_reference
 
     load_reference(spec.reference, spec.files)
 
@@ -406,7 +406,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def _sandbox_cgroups_of(pid: int) -> set[str]:
-    """The sandbox cgroups (``grader-*``, made by ``grader.sandbox.Cgroups``) that ``pid`` is in."""
+    """The sandbox cgroups (``grader-*``, made by ``grader.grading.sandbox.Cgroups``) that ``pid`` is in."""
     found = set()
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
@@ -422,7 +422,7 @@ def _sandbox_cgroups_of(pid: int) -> set[str]:
 def _end_descendants() -> None:
     """SIGKILL every process below this one and remove the cgroups they were in (a sandbox still starting
     when we were told to stop has no session to close it)."""
-    from grader.sandbox import Cgroups
+    from grader.grading.sandbox import Cgroups
     from grader.worker.zygote import descendants
 
     pids = descendants(os.getpid())
@@ -690,7 +690,7 @@ class LocalExecutor:
         code = slot.process.exitcode
         leftover = [Path(p) for p in slot.cgroups if Path(p).name.startswith("grader-") and Path(p).exists()]
         if leftover:   # killed before it could close its sandbox: end what runs there, remove the cgroups
-            from grader.sandbox import Cgroups
+            from grader.grading.sandbox import Cgroups
 
             Cgroups(paths=leftover).remove()
         if slot.current is not None:
@@ -767,7 +767,7 @@ class Summary:
         return 1 if self.failed else 0
 
     def totals_line(self) -> str:
-        from grader.progress import clock
+        from grader.classrun.progress import clock
 
         text = (f"graded {len(self.graded)}, kept {len(self.kept)} unchanged, not graded {len(self.failed)} "
                 f"of {len(self.students)} in {clock(self.wall_s)} ({self.jobs} worker(s)); results in {self.out}")
@@ -846,7 +846,7 @@ def nothing_to_grade(spec: AssignmentSpec, student: str, problems: list[Problem]
 
 
 def read_as_graded(folder: Path, spec: AssignmentSpec):
-    """The submission's files as the engine reads them (grader.engine.GradingSession.grade), for the content
+    """The submission's files as the engine reads them (grader.grading.engine.GradingSession.grade), for the content
     key and for deciding that there is nothing to grade."""
     return read_submission(folder, spec.files, rules_for(spec))
 
@@ -952,7 +952,7 @@ def grade_class(spec: AssignmentSpec, sources: list[Path], out: Path, *, jobs: i
                 progress: Progress | None = None, command: str = "") -> Summary:
     """Grade every submission ``sources`` hold into ``out``; see the module's docstring.
 
-    Raises ``OutputBusy`` when another run holds ``out`` and ``grader.ingest.IngestError``
+    Raises ``OutputBusy`` when another run holds ``out`` and ``grader.intake.ingest.IngestError``
     for arguments that cannot be read as submissions.
     """
     started = time.monotonic()

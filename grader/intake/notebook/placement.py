@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from grader.notebook.statements import CODE, FUTURE, STAR_IMPORT, TAKEABLE, Statement
+from grader.intake.notebook.statements import CODE, FUTURE, STAR_IMPORT, TAKEABLE, Statement
 
 
 @dataclass

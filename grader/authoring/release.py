@@ -107,7 +107,7 @@ def _readme(spec: AssignmentSpec, skeleton_files: list[str], public_tests: list[
 
 
 def _contents(spec: AssignmentSpec) -> dict[str, bytes]:
-    from grader.skeleton import BEGIN, END, SkeletonError, check
+    from grader.authoring.skeleton import BEGIN, END, SkeletonError, check
 
     try:
         stale = check(spec.reference, spec.skeleton)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from grader.client import SubmissionError
-from grader.isolation import Isolation
+from grader.grading.client import SubmissionError
+from grader.grading.isolation import Isolation
 from grader.results import Outcome, TestResult
 from grader.spec import AssignmentSpec
 from grader.testing import Mistake, ReferenceImplementation, StudentImplementation

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING
 from grader.points import percent_text, points_text
 
 if TYPE_CHECKING:
-    from grader.classrun import StudentOutcome, Summary
+    from grader.classrun.run import StudentOutcome, Summary
 
 
 def clock(seconds: float | None) -> str:

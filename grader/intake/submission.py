@@ -16,8 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.notebook.model import NotebookReport
-from grader.notebook.take import NotebookRules, take_notebooks
+from grader.intake.notebook.model import NotebookReport
+from grader.intake.notebook.take import NotebookRules, take_notebooks
 from grader.results import Problem
 
 MAX_DEPTH = 6
