@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.classrun.run import usable_cores  # noqa: E402
+from grader.classrun.executors.local import usable_cores  # noqa: E402
 from grader.spec import available, find_spec  # noqa: E402
 
 

@@ -210,9 +210,9 @@ def test_a_gpu_only_case_is_reported_as_not_run_without_cuda(minispec, minisessi
 
 def test_a_gpu_only_case_is_graded_when_the_sandbox_has_the_gpu(minispec, tmp_path, monkeypatch):
     """The audit gives its sandbox the GPU whenever CUDA is usable, so GPU-only cases run there."""
-    import grader.classrun.run
+    import grader.classrun.executors.local
 
-    monkeypatch.setattr(grader.classrun.run, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
+    monkeypatch.setattr(grader.classrun.executors.local, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
     corpus = tmp_path / "corpus"
     folder = write_case(corpus, "wrong", "gpu_only", {"blocks.py": MINI_WRONG}, ["SkipBlock"])
     with open(folder / "case.toml", "a", encoding="utf-8") as f:

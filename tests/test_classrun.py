@@ -16,9 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun import run as classrun
-from grader.classrun.run import (ExecutorContext, ExecutorUnavailable, Job, JobError, LocalExecutor, OutputBusy,
-                             OutputLock, grade_class, grade_job, register_executor)
+from grader.classrun.executors import local, registry
+from grader.classrun.executors.base import ExecutorContext, ExecutorUnavailable
+from grader.classrun.executors.local import LocalExecutor
+from grader.classrun.executors.registry import register_executor
+from grader.classrun.jobs import Job, JobError, grade_job, spec_file_of
+from grader.classrun.keys import suite_key
+from grader.classrun.lock import OutputBusy, OutputLock
+from grader.classrun.run import grade_class
 from grader.results import load
 from grader.spec import load_spec
 
@@ -77,12 +82,12 @@ def test_a_run_with_the_gpu_regrades_what_a_run_without_it_kept(tmp_path, spec, 
     subs = make_class(tmp_path / "subs", {"alice": REFERENCE})
     out = tmp_path / "out"
     assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "graded"}
-    monkeypatch.setattr(classrun, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
+    monkeypatch.setattr(local, "cuda_usable", lambda: True)   # a GPU sandbox also starts on a CPU
     with_gpu = grade_class(spec, subs, out, jobs=1, progress=LineLog(sys.stdout))
     assert by_student(with_gpu) == {"alice": "graded"}
     assert "and the GPU: GPU checks run" in capsys.readouterr().out
     assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "kept"}
-    monkeypatch.setattr(classrun, "cuda_usable", lambda: False)
+    monkeypatch.setattr(local, "cuda_usable", lambda: False)
     assert by_student(grade_class(spec, subs, out, jobs=1)) == {"alice": "graded"}
 
 
@@ -155,7 +160,7 @@ def test_jobs_are_plain_data_and_another_executor_plugs_in(tmp_path, spec):
         subs = make_class(tmp_path / "subs", {"alice": REFERENCE, "bob": WRONG})
         summary = grade_class(spec, subs, tmp_path / "out", jobs=2, executor="test-pool")
     finally:
-        classrun.EXECUTORS.pop("test-pool")
+        registry.EXECUTORS.pop("test-pool")
     assert summary.executor == "test-pool" and by_student(summary) == {"alice": "graded", "bob": "graded"}
     json.dumps(summary.to_json())
     assert load(tmp_path / "out" / "alice").score == 10
@@ -172,9 +177,9 @@ def test_a_job_planned_with_another_suite_is_refused(tmp_path, spec):
 
 def test_a_killed_worker_fails_only_its_job_and_its_cgroups_go(tmp_path, spec):
     subs = make_class(tmp_path / "subs", {"slow1": SLOW, "slow2": SLOW, "alice": REFERENCE})
-    suite = classrun.suite_key(spec)
+    suite = suite_key(spec)
     jobs = [Job(student=p.name, submission=str(p), out=str(tmp_path / "out"), key="k", assignment=spec.id,
-                spec_file=classrun.spec_file_of(spec), suite=suite) for p in subs]
+                spec_file=spec_file_of(spec), suite=suite) for p in subs]
     executor = LocalExecutor(ExecutorContext(spec=spec, suite=suite, workers=2, out=tmp_path / "out"))
     try:
         deadline = time.monotonic() + 60

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun.run import OutputLock, StudentOutcome, Summary
-from grader.classrun.progress import LineLog, LiveBar, clock, for_stream, summary_table
+from grader.classrun.lock import OutputLock
+from grader.classrun.progress import LineLog, LiveBar, for_stream
+from grader.classrun.summary import StudentOutcome, Summary, clock, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MINICOURSE = ROOT / "tests" / "fixtures" / "minicourse"

@@ -18,7 +18,10 @@ import pytest
 
 import distributed  # noqa: E402 - installed by the set-up (the cluster extra)
 
-from grader.classrun import run as classrun  # noqa: E402
+from grader.classrun.executors.base import ExecutorContext  # noqa: E402
+from grader.classrun.executors.registry import register_executor  # noqa: E402
+from grader.classrun.jobs import Job, JobError, spec_file_of  # noqa: E402
+from grader.classrun.run import grade_class  # noqa: E402
 from grader.classrun.executors import dask_executor  # noqa: E402
 from grader.classrun.executors.dask_executor import DaskExecutor, ExecutorError  # noqa: E402
 
@@ -84,7 +87,7 @@ def students(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def local_out(spec, students, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local")
-    summary = classrun.grade_class(spec, students, out, jobs=1)
+    summary = grade_class(spec, students, out, jobs=1)
     assert not summary.failed and len(summary.graded) == len(students)
     return out
 
@@ -111,13 +114,13 @@ def assert_same_as_local(out: Path, local_out: Path, students: list[Path]) -> No
 
 
 def test_class_through_dask_equals_local(spec, students, local_out, scheduler, tmp_path):
-    summary = classrun.grade_class(spec, students, tmp_path, jobs=1, executor="dask")
+    summary = grade_class(spec, students, tmp_path, jobs=1, executor="dask")
     assert not summary.failed, [o.error for o in summary.failed]
     assert sorted(o.student for o in summary.graded) == sorted(STUDENTS)
     assert summary.executor == "dask"
     assert_same_as_local(tmp_path, local_out, students)
     # a second run keeps every result and submits nothing
-    again = classrun.grade_class(spec, students, tmp_path, jobs=1, executor="dask")
+    again = grade_class(spec, students, tmp_path, jobs=1, executor="dask")
     assert sorted(o.student for o in again.kept) == sorted(STUDENTS) and not again.graded
     rows = grades(tmp_path)
     assert [r[2] for r in rows] == ["graded"] * 4 + ["kept"] * 4
@@ -125,7 +128,7 @@ def test_class_through_dask_equals_local(spec, students, local_out, scheduler, t
 
 def test_shipped_files_come_back_into_the_output_folder(spec, students, local_out, scheduler, tmp_path, monkeypatch):
     monkeypatch.setenv(dask_executor.ENV_SHIP, "1")
-    summary = classrun.grade_class(spec, students, tmp_path, jobs=1, executor="dask")
+    summary = grade_class(spec, students, tmp_path, jobs=1, executor="dask")
     assert not summary.failed, [o.error for o in summary.failed]
     assert_same_as_local(tmp_path, local_out, students)
 
@@ -147,10 +150,10 @@ def dies_once(marker_dir: str, victim: str):
 def test_a_worker_death_is_retried_and_recorded_once(spec, students, local_out, scheduler, tmp_path):
     markers = tmp_path / "attempts"
     markers.mkdir()
-    classrun.register_executor("dask-dies-once", lambda context: DaskExecutor(context, task=dies_once(str(markers), "good")))
+    register_executor("dask-dies-once", lambda context: DaskExecutor(context, task=dies_once(str(markers), "good")))
     some = [f for f in students if f.name in ("good", "noskip")]
     out = tmp_path / "out"
-    summary = classrun.grade_class(spec, some, out, jobs=1, executor="dask-dies-once")
+    summary = grade_class(spec, some, out, jobs=1, executor="dask-dies-once")
     assert not summary.failed, [o.error for o in summary.failed]
     attempts = (markers / "good").read_text().split()
     assert len(attempts) == 2 and attempts[0] != attempts[1]  # run again, in a fresh worker process
@@ -159,12 +162,12 @@ def test_a_worker_death_is_retried_and_recorded_once(spec, students, local_out, 
 
 
 def test_a_worker_with_another_suite_refuses(spec, students, scheduler, tmp_path):
-    context = classrun.ExecutorContext(spec=spec, suite="planned-with-another-suite", workers=1, out=tmp_path)
+    context = ExecutorContext(spec=spec, suite="planned-with-another-suite", workers=1, out=tmp_path)
     executor = DaskExecutor(context)
     try:
-        job = classrun.Job(student="good", submission=str(students[0]), out=str(tmp_path), key="k" * 64,
-                           assignment=spec.id, spec_file=classrun.spec_file_of(spec), suite=context.suite)
-        with pytest.raises(classrun.JobError, match="differs"):
+        job = Job(student="good", submission=str(students[0]), out=str(tmp_path), key="k" * 64,
+                           assignment=spec.id, spec_file=spec_file_of(spec), suite=context.suite)
+        with pytest.raises(JobError, match="differs"):
             executor.submit(job).result(timeout=300)
     finally:
         executor.shutdown()
@@ -193,10 +196,10 @@ class FakeFuture:
 
 def test_gpu_jobs_ask_for_the_gpu_and_carry_plain_data(spec, students, tmp_path):
     fake = FakeClient({"GPU": 1})
-    context = classrun.ExecutorContext(spec=spec, suite="s", workers=1, out=tmp_path)
+    context = ExecutorContext(spec=spec, suite="s", workers=1, out=tmp_path)
     executor = DaskExecutor(context, client=fake, gpu=True, ship=True)
-    job = classrun.Job(student="good", submission=str(students[0]), out=str(tmp_path), key="k" * 64,
-                       assignment=spec.id, spec_file=classrun.spec_file_of(spec), suite="s")
+    job = Job(student="good", submission=str(students[0]), out=str(tmp_path), key="k" * 64,
+                       assignment=spec.id, spec_file=spec_file_of(spec), suite="s")
     executor.submit(job)
     payload, kwargs = fake.submitted[0]
     assert kwargs["resources"] == {"GPU": 1} and payload["gpu"] is True
@@ -214,6 +217,6 @@ def test_gpu_jobs_ask_for_the_gpu_and_carry_plain_data(spec, students, tmp_path)
 
 
 def test_gpu_jobs_without_gpu_workers_are_refused(spec, tmp_path):
-    context = classrun.ExecutorContext(spec=spec, suite="s", workers=1, out=tmp_path)
+    context = ExecutorContext(spec=spec, suite="s", workers=1, out=tmp_path)
     with pytest.raises(ExecutorError, match="no Dask worker offers"):
         DaskExecutor(context, client=FakeClient({}), gpu=True)

@@ -7,7 +7,7 @@ import json
 from markupsafe import escape
 from resultfactory import make_result
 
-from grader.feedback import for_student
+from grader.results import for_student
 from grader.grading.mistakes import diagnose
 from grader.report import render_student
 from grader.results import Outcome

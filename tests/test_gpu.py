@@ -84,7 +84,7 @@ def test_a_skipped_test_keeps_its_points_on_a_run_with_the_gpu():
 
 @pytest.fixture(scope="module")
 def gpu_session():
-    from grader.classrun.run import cuda_usable
+    from grader.classrun.executors.local import cuda_usable
     from grader.grading.engine import GradingSession
 
     if not cuda_usable():

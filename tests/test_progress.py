@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.classrun.run import StudentOutcome, grade_class, register_executor
+from grader.classrun.executors.registry import register_executor
+from grader.classrun.run import grade_class
+from grader.classrun.summary import StudentOutcome
 from grader.classrun.progress import LiveBar, Progress, for_stream, names_within
 from grader.spec import load_spec
 

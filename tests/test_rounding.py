@@ -11,7 +11,7 @@ import pytest
 from resultfactory import make_result
 
 from grader import cli
-from grader.classrun.run import StudentOutcome, Summary
+from grader.classrun.summary import StudentOutcome, Summary
 from grader.classrun.gradebook import Gradebook
 from grader.points import percent_text, points_text, round_points
 from grader.report import write_class_report, write_student_report

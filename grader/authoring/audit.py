@@ -308,7 +308,7 @@ def grade_case(session, spec: AssignmentSpec, case: Case) -> CaseResult:  # noqa
 def run_audit(spec: AssignmentSpec, corpus_dir: Path, only: list[str] | None = None,
               progress: IO[str] | None = None, session=None) -> AuditReport:  # noqa: ANN001
     """Grade every case of the corpus against ``spec``'s hidden suite."""
-    from grader.classrun.run import cuda_usable
+    from grader.classrun.executors.local import cuda_usable
     from grader.grading.engine import GradingSession
 
     cases = load_corpus(spec, corpus_dir, only)

@@ -10,26 +10,10 @@ import shutil
 import time
 from typing import IO, TYPE_CHECKING
 
-from grader.points import percent_text, points_text
+from grader.classrun.summary import clock, score_text
 
 if TYPE_CHECKING:
-    from grader.classrun.run import StudentOutcome, Summary
-
-
-def clock(seconds: float | None) -> str:
-    """``1:05`` or ``1:02:03``; ``--:--`` when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "--:--"
-    s = int(round(seconds))
-    h, m = divmod(s, 3600)
-    m, s = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def score_text(score: float | None, max_score: float | None) -> str:
-    if score is None or max_score is None:
-        return "-"
-    return f"{points_text(score)}/{points_text(max_score)}"
+    from grader.classrun.summary import StudentOutcome
 
 
 class Progress:
@@ -212,23 +196,3 @@ def for_stream(stream: IO[str] | None, quiet: bool = False, machine: bool = Fals
     if tty:
         return LiveBar(stream, verbose=verbose)
     return Progress() if machine else LineLog(stream)
-
-
-def summary_table(summary: "Summary") -> list[str]:
-    """The final table: one row per student, then the totals."""
-    rows = [("student", "score", "%", "status", "time", "note")]
-    for o in sorted(summary.students, key=lambda o: o.student):
-        pct = f"{percent_text(o.score, o.max_score)}%" if o.score is not None and o.max_score else "-"
-        status = {"graded": "graded", "kept": "kept", "failed": "NOT graded"}[o.status]
-        took = f"{o.execution_time:.1f} s" if o.status == "graded" and o.execution_time is not None else ""
-        note = o.error or o.note
-        rows.append((o.student, score_text(o.score, o.max_score), pct, status, took, note))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    out = []
-    for r in rows:
-        cells = [r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].rjust(widths[2]), r[3].ljust(widths[3]),
-                 r[4].rjust(widths[4]), r[5][:100]]
-        out.append("  ".join(cells).rstrip())
-    out.append("")
-    out.append(summary.totals_line())
-    return out

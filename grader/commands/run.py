@@ -24,7 +24,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from grader.classrun.run import usable_cores
+    from grader.classrun.executors.local import usable_cores
 
     parser.add_argument("submissions", nargs="+", metavar="SUB", type=Path,
                         help="submission folder, student .zip, or a class folder / bulk-download .zip")
@@ -48,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from grader.classrun.run import ExecutorUnavailable, OutputBusy, executor_factory, grade_class
+    from grader.classrun.executors.base import ExecutorUnavailable
+    from grader.classrun.executors.registry import executor_factory
+    from grader.classrun.lock import OutputBusy
+    from grader.classrun.run import grade_class
     from grader.classrun.gradebook import GradebookError
     from grader.intake.ingest import IdRule, IngestError
     from grader.classrun.progress import for_stream

@@ -309,7 +309,7 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
     threading.Thread(target=watchdog, daemon=True, name="gradescope-watchdog").start()
     try:
-        from grader.classrun.run import has_gradable_file, nothing_to_grade, read_as_graded
+        from grader.classrun.planning import has_gradable_file, nothing_to_grade, read_as_graded
         from grader.grading.engine import GradingSession
         from grader.intake.ingest import Ingest
         from grader.spec import load_spec

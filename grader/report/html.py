@@ -16,7 +16,6 @@ from typing import Any
 
 import jinja2
 
-from grader.feedback import for_student
 from grader.points import percent, points_text  # noqa: F401 - percent is imported from here too
 from grader.report.notebook import notebook_view
 from grader.results import (
@@ -25,6 +24,7 @@ from grader.results import (
     Outcome,
     SubmissionResult,
     TestResult,
+    for_student,
     write_atomic,
 )
 

@@ -130,6 +130,11 @@ class Integrity:
                               (sys.modules[__name__], "grader_worker.child"), (json, "json"), (inspect, "inspect"),
                               (importlib, "importlib")):
             self.entries.append((label, module, "module", dict(vars(module))))
+        # The probes' own modules (one per group, and what they share): their helpers and captured methods.
+        for name in sorted(sys.modules):
+            if name.startswith(probes_module.__name__ + "."):
+                label = "grader_worker.probes" + name[len(probes_module.__name__):]
+                self.entries.append((label, sys.modules[name], "module", dict(vars(sys.modules[name]))))
         self.entries.append(("PROBES", PROBES, "mapping", dict(PROBES)))
         self.functions: list[tuple[Any, Any, Any, Any]] = []
         seen: set[int] = set()

@@ -1,11 +1,11 @@
 """``grader run --executor dask``: grading a class on a Dask distributed cluster.
 
-Each ``classrun.Job`` crosses to a Dask worker as one plain dict: the student id,
+Each ``jobs.Job`` crosses to a Dask worker as one plain dict: the student id,
 the submission's path (or, with ``GRADER_DASK_SHIP=1``, its files as bytes), the
 output folder, the content and suite keys and the spec's path. Dask pickles that
 dict; nothing built from a submission is pickled or unpickled anywhere, and
 student code never runs in a Dask process (those hold the scheduler connection
-and its credentials): the task runs ``classrun.grade_job``, whose sandboxed
+and its credentials): the task runs ``jobs.grade_job``, whose sandboxed
 worker is the only process that imports the student's modules, exactly as a
 local run does.
 
@@ -13,7 +13,7 @@ Results: with a shared filesystem (the default) ``grade_job`` writes
 ``DIR/<student>/`` on the worker, atomically, as the local executor does. With
 ``GRADER_DASK_SHIP=1`` the worker grades into a private folder and sends the
 files back; this process writes them into ``DIR/<student>/``. Either way the
-reply reaches ``classrun.run_jobs`` here, which alone writes the gradebook, once
+reply reaches ``run.run_jobs`` here, which alone writes the gradebook, once
 per job.
 
 Failures: a job whose Dask worker dies (node lost, worker killed) is run again by
@@ -74,13 +74,13 @@ _CONFIGURED: dict[str, Any] = {}
 
 
 def _configure(gpu: bool, threads: int) -> None:
-    from grader.classrun import run as classrun
+    from grader.classrun import jobs
 
     wanted = (gpu, threads)
     if _CONFIGURED.get("settings") != wanted:
         if _CONFIGURED:
-            classrun.close_sessions()   # sessions were made with other settings
-        classrun.configure_worker(classrun.WorkerSettings(threads=threads, gpu=gpu))
+            jobs.close_sessions()   # sessions were made with other settings
+        jobs.configure_worker(jobs.WorkerSettings(threads=threads, gpu=gpu))
         _CONFIGURED["settings"] = wanted
 
 
@@ -94,13 +94,13 @@ def _purge_modules_under(folder: Path) -> None:
 
 def _forget_stale(job: Any) -> None:
     """A long-lived worker that graded an older copy of this course forgets it (spec, session, suite modules)."""
-    from grader.classrun import run as classrun
+    from grader.classrun import jobs
 
-    specs = getattr(classrun, "_SPECS", {})
+    specs = getattr(jobs, "_SPECS", {})
     cached = specs.get(job.spec_file)
     if cached is not None and cached[1] != job.suite:
         specs.pop(job.spec_file, None)
-        classrun.close_sessions()
+        jobs.close_sessions()
         _purge_modules_under(Path(cached[0].hidden_tests))
 
 
@@ -119,23 +119,23 @@ def _read_back(folder: Path) -> dict[str, bytes]:
 
 
 def run_dask_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """The Dask task: grade one job (plain dict in, plain dict out) with ``classrun.grade_job``."""
-    from grader.classrun import run as classrun
+    """The Dask task: grade one job (plain dict in, plain dict out) with ``jobs.grade_job``."""
+    from grader.classrun import jobs
 
-    job = classrun.Job(**{f.name: payload[f.name] for f in dataclasses.fields(classrun.Job)})
+    job = jobs.Job(**{f.name: payload[f.name] for f in dataclasses.fields(jobs.Job)})
     job = dataclasses.replace(job, problems=tuple(job.problems))
     where = f"{socket.gethostname()}:{os.getpid()}"
     with _GRADE_LOCK:
         _configure(bool(payload.get("gpu")), int(payload.get("threads") or os.environ.get(ENV_THREADS) or 1))
         if not Path(job.spec_file).is_file():
-            raise classrun.JobError(f"worker {where}: no {job.spec_file}; every node needs the course at the same path")
+            raise jobs.JobError(f"worker {where}: no {job.spec_file}; every node needs the course at the same path")
         _forget_stale(job)
         files = payload.get("files")
         if files is None:
             if not Path(job.submission).is_dir():
-                raise classrun.JobError(f"worker {where}: {job.submission} is not there; share the submissions with "
+                raise jobs.JobError(f"worker {where}: {job.submission} is not there; share the submissions with "
                                         f"the workers or set {ENV_SHIP}=1")
-            reply = classrun.grade_job(job)
+            reply = jobs.grade_job(job)
             return {**reply, "dask_worker": where}
         with tempfile.TemporaryDirectory(prefix="grader-dask-") as tmp:
             submission, out = Path(tmp) / "submission", Path(tmp) / "out"
@@ -143,7 +143,7 @@ def run_dask_job(payload: dict[str, Any]) -> dict[str, Any]:
             _materialise(submission, files)
             local = dataclasses.replace(job, submission=str(submission), out=str(out),
                                         problems=job.problems + tuple(payload.get("left_out") or ()))
-            reply = classrun.grade_job(local)
+            reply = jobs.grade_job(local)
             return {**reply, "dask_worker": where, "files": _read_back(out / job.student)}
 
 
@@ -151,7 +151,7 @@ def run_dask_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class DaskExecutor:
-    """``classrun``'s executor interface on a Dask cluster: ``submit(job) -> Future``, ``shutdown``, ``terminate``."""
+    """The class run's executor interface on a Dask cluster: ``submit(job) -> Future``, ``shutdown``, ``terminate``."""
 
     @staticmethod
     def uses_gpu() -> bool:
@@ -183,7 +183,7 @@ class DaskExecutor:
                 elif address:
                     self.client = distributed.Client(address, timeout="30s")
                 else:
-                    from grader.classrun.run import usable_cores
+                    from grader.classrun.executors.local import usable_cores
 
                     n = 1 if self.gpu else max(1, context.workers)
                     self.threads = max(1, usable_cores() // n)
@@ -231,7 +231,7 @@ class DaskExecutor:
         return future
 
     def _finished(self, job: Any, remote: Any) -> None:
-        from grader.classrun.run import JobError
+        from grader.classrun.jobs import JobError
 
         with self._lock:
             future = self._futures.pop(remote, None)
@@ -270,7 +270,7 @@ class DaskExecutor:
             os.replace(tmp, target)
 
     def _cancel_all(self) -> None:
-        from grader.classrun.run import JobError
+        from grader.classrun.jobs import JobError
 
         with self._lock:
             pending = list(self._futures.items())
@@ -316,6 +316,6 @@ def _why(error: BaseException | None) -> str:
 
 
 def register() -> None:
-    from grader.classrun.run import register_executor
+    from grader.classrun.executors.registry import register_executor
 
     register_executor(NAME, DaskExecutor)

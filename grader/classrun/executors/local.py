@@ -1,0 +1,261 @@
+"""The default executor, ``local``: N forked grading processes on this machine.
+
+In: the run's context, then jobs. Out: each job's summary through its future.
+It imports torch, the engine and the reference here once, then forks the grading
+processes (``executors.process``) before any tensor operation, and never after
+CUDA starts, so they share what was loaded; each keeps one session for all its jobs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import gc
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.classrun.executors.base import ExecutorContext
+from grader.classrun.executors.process import _worker_main
+from grader.classrun.jobs import _SPECS, Job, JobError, WorkerSettings, spec_file_of
+from grader.spec import AssignmentSpec
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cuda_usable() -> bool:
+    """Whether submissions get the GPU, decided without initialising CUDA in this process.
+
+    ``torch.cuda.is_available()`` would start the CUDA driver here, and CUDA cannot
+    be used in a process forked after that. So: no when ``CUDA_VISIBLE_DEVICES`` is
+    empty or -1, when torch is a CPU build, or when there are no ``/dev/nvidia*``
+    devices; otherwise a short-lived forked child asks torch and exits.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    import torch
+
+    if torch.version.cuda is None or not any(Path("/dev").glob("nvidia[0-9]*")):
+        return False
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child only answers through its exit status
+        code = 1
+        try:
+            code = 0 if torch.cuda.is_available() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def preload(spec: AssignmentSpec) -> None:
+    """What every grading process needs, imported once here so that forked workers share it."""
+    import torch  # noqa: F401
+
+    import grader.grading.engine  # noqa: F401 - pytest, the plugin, the probe library
+    import grader.report.html  # noqa: F401 - jinja2 and the templates
+    from grader.grading.reference import load_reference
+
+    load_reference(spec.reference, spec.files)
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: mpc.Connection
+    lifeline: int                  # the write end; closing it stops the worker at once
+    current: tuple[Job, cf.Future] | None = None
+    alive: bool = True
+    stopping: bool = False
+    cgroups: list[str] = field(default_factory=list)   # its sandbox's, as it last reported them
+
+
+class LocalExecutor:
+    """N forked grading processes on this machine, each with one session for all its jobs.
+
+    A dispatcher thread gives each idle process the next job, so a slow
+    submission never holds up the others. A process that dies fails only the
+    job it had; the rest go to the processes that are left.
+    """
+
+    @staticmethod
+    def uses_gpu() -> bool:
+        return cuda_usable()
+
+    def __init__(self, context: ExecutorContext) -> None:
+        preload(context.spec)
+        _SPECS[spec_file_of(context.spec)] = (context.spec, context.suite)
+        n = max(1, context.workers)
+        self.gpu = context.gpu
+        self.threads = max(1, usable_cores() // n)
+        ctx = mp.get_context("fork")
+        settings = WorkerSettings(threads=self.threads, gpu=self.gpu, gpu_lock=ctx.Lock() if self.gpu else None)
+        self._slots: list[_Slot] = []
+        # What is alive now is shared by every worker: frozen, the collector in a worker never walks it
+        # (pytest collects garbage twice per suite run; walking torch's objects cost 0.25 s a submission)
+        # and never writes to it (so the pages stay shared).
+        gc.freeze()
+        try:
+            for i in range(n):
+                ours, theirs = ctx.Pipe()
+                life_r, life_w = os.pipe()
+                inherited = [end for s in self._slots for end in (s.conn, s.lifeline)] + [life_w]
+                proc = ctx.Process(target=_worker_main, name=f"grader-worker-{i + 1}", daemon=True,
+                                   args=(theirs, life_r, inherited, settings, spec_file_of(context.spec)))
+                proc.start()
+                theirs.close()
+                os.close(life_r)
+                self._slots.append(_Slot(proc, ours, life_w))
+        finally:
+            gc.unfreeze()
+        self._queue: deque[tuple[Job, cf.Future]] = deque()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="grader-dispatch", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> cf.Future:
+        future: cf.Future = cf.Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the executor is shut down")
+            self._queue.append((job, future))
+        self._wake()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closing = True
+            if cancel_futures:
+                self._cancel_queue()
+        self._wake()
+        if wait:
+            self._join()
+
+    def terminate(self) -> None:
+        """Stop now (Ctrl-C): queued jobs are cancelled, running ones abandoned, sessions closed."""
+        with self._lock:
+            self._closing = True
+            self._cancel_queue()
+            for slot in self._slots:
+                self._cut_lifeline(slot)
+        self._wake()
+        self._join()
+
+    @staticmethod
+    def _cut_lifeline(slot: _Slot) -> None:
+        if slot.lifeline >= 0:
+            with contextlib.suppress(OSError):
+                os.close(slot.lifeline)
+            slot.lifeline = -1
+
+    def _join(self) -> None:
+        self._thread.join(timeout=120)
+        for slot in self._slots:
+            slot.process.join(timeout=30)
+            if slot.process.is_alive():   # stuck: stop it with its cleanup, then without
+                self._cut_lifeline(slot)
+                slot.process.join(timeout=15)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(timeout=10)
+            self._cut_lifeline(slot)
+            slot.conn.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _cancel_queue(self) -> None:
+        while self._queue:
+            self._queue.popleft()[1].cancel()
+
+    # the dispatcher thread ---------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                live = [s for s in self._slots if s.alive]
+                if not live:
+                    while self._queue:
+                        job, future = self._queue.popleft()
+                        if future.set_running_or_notify_cancel():
+                            future.set_exception(JobError("no grading process is left to grade it"))
+                    return
+                for slot in live:
+                    self._feed(slot)
+            waitables: list[Any] = [self._wake_r]
+            for slot in live:
+                waitables += [slot.process.sentinel, slot.conn]
+            ready = mpc.wait(waitables)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            with self._lock:
+                for slot in live:
+                    if slot.conn in ready:
+                        self._receive(slot)
+                    if slot.process.sentinel in ready:
+                        self._ended(slot)
+
+    def _feed(self, slot: _Slot) -> None:
+        while slot.current is None and self._queue:
+            job, future = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            slot.current = (job, future)
+            try:
+                slot.conn.send(job)
+            except OSError:
+                return   # the process is gone: its sentinel fails this job
+        if slot.current is None and self._closing and not self._queue and not slot.stopping:
+            slot.stopping = True
+            with contextlib.suppress(OSError):
+                slot.conn.send(None)
+
+    def _receive(self, slot: _Slot) -> bool:
+        """Take one message from the worker; False when its pipe is closed (its sentinel says why)."""
+        try:
+            kind, payload, slot.cgroups = slot.conn.recv()
+        except (EOFError, OSError, ValueError):
+            return False
+        if kind == "ready" or slot.current is None:
+            return True
+        job, future = slot.current
+        slot.current = None
+        if kind == "done":
+            future.set_result(payload)
+        else:
+            future.set_exception(JobError(payload))
+        return True
+
+    def _ended(self, slot: _Slot) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            while slot.conn.poll() and self._receive(slot):
+                pass
+        slot.alive = False
+        slot.process.join(timeout=5)
+        code = slot.process.exitcode
+        leftover = [Path(p) for p in slot.cgroups if Path(p).name.startswith("grader-") and Path(p).exists()]
+        if leftover:   # killed before it could close its sandbox: end what runs there, remove the cgroups
+            from grader.grading.sandbox import Cgroups
+
+            Cgroups(paths=leftover).remove()
+        if slot.current is not None:
+            job, future = slot.current
+            slot.current = None
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            future.set_exception(JobError(f"its grading process (pid {slot.process.pid}) ended ({how})"))
