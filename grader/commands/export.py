@@ -10,14 +10,15 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from grader.integrations import gradescope
 from grader.cli import UsageError
 from grader.commands.report import open_out_dir, warn_unreadable
-from grader.report import exports
-from grader.report.collect import Collection
 from grader.results import write_atomic
+
+if TYPE_CHECKING:   # the report modules are imported when an export is written, not before
+    from grader.report.collect import Collection
 
 HELP = "Export grades: a gradebook CSV, Canvas's or Moodle's import CSV, a JSON summary, or the Gradescope autograder."
 DESCRIPTION = "Export the grades under DIR (the output folder of `grader run`) in one of the formats below."
@@ -74,6 +75,8 @@ def _csv_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _csv_run(args: argparse.Namespace) -> int:
+    from grader.report import exports
+
     found = open_out_dir(args.dir)
     out = args.out if args.out is not None else str(Path(args.dir) / "gradebook.csv")
     _write(exports.gradebook_csv(found, bom=not args.no_bom and out != "-"), out)
@@ -93,6 +96,8 @@ def _canvas_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _canvas_run(args: argparse.Namespace) -> int:
+    from grader.report import exports
+
     found = open_out_dir(args.dir)
     column = args.column or ", ".join(sorted({g.result.assignment for g in found.graded}))
     return _write_lms_import(args, "canvas", found, lambda: exports.canvas_csv(found, column))
@@ -100,6 +105,8 @@ def _canvas_run(args: argparse.Namespace) -> int:
 
 def _write_lms_import(args: argparse.Namespace, lms: str, found, make_csv) -> int:
     """Write one LMS's grade-import file (DIR/<lms>-grades.csv by default) and name who had no LMS id."""
+    from grader.report import exports
+
     try:
         text, left_out = make_csv()
     except exports.NoLmsIds as e:
@@ -114,6 +121,8 @@ def _moodle_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _moodle_run(args: argparse.Namespace) -> int:
+    from grader.report import exports
+
     found = open_out_dir(args.dir)
     return _write_lms_import(args, "moodle", found, lambda: exports.moodle_csv(found))
 
@@ -127,6 +136,8 @@ def _json_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _json_run(args: argparse.Namespace) -> int:
+    from grader.report import exports
+
     found = open_out_dir(args.dir)
     _write(exports.summary_json(found), args.out)
     warn_unreadable(found)  # they are listed under "unreadable" in the summary too

@@ -6,10 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from grader.cli import UsageError
-from grader.report import write_class_report, write_student_report
-from grader.report.collect import Collection, collect
-from grader.results import FULL_RESULTS_FILE, load
+from grader.results import FULL_RESULTS_FILE
+
+if TYPE_CHECKING:   # the report modules (jinja2, templates) are imported when a report is written, not before
+    from grader.report.collect import Collection
 
 HELP = "Write the class report and rebuild every student's report.html from grading.json."
 DESCRIPTION = (
@@ -21,6 +24,8 @@ DESCRIPTION = (
 
 def open_out_dir(value: str) -> Collection:
     """The graded submissions under an output folder, or a UsageError saying what is wrong with it."""
+    from grader.report.collect import collect
+
     path = Path(value)
     if not path.exists():
         raise UsageError(f"{value}: no such folder")
@@ -45,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from grader.report import write_class_report, write_student_report
+    from grader.results import load
+
     path = Path(args.dir)
     if path.is_dir() and (path / FULL_RESULTS_FILE).is_file():
         try:
