@@ -363,3 +363,32 @@ def test_gpu_sandbox_leaves_the_gpu_visible_and_cpu_sandbox_hides_it(monkeypatch
     assert ("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64") in pairs(gpu)
     assert ("CUDA_VISIBLE_DEVICES", "") in pairs(cpu)
     assert "LD_LIBRARY_PATH" not in dict(pairs(cpu))
+
+
+def test_a_zygote_started_in_the_background_is_waited_for_once() -> None:
+    """``Sandbox(config, wait=False)`` returns while the zygote imports torch; ``ready()`` waits, once."""
+    config = SandboxConfig(tmp_mb=16, memory_mb=512, max_processes=16, output_bytes=2000)
+    started = time.monotonic()
+    with Sandbox(config, wait=False) as s:
+        launched = time.monotonic() - started
+        assert s.proc is not None and s.alive()
+        s.ready()
+        ready = time.monotonic() - started
+        assert launched < ready / 2   # launching did not wait for torch's import in the zygote
+        assert s.ready() is s and s.zygote_pid
+        client = WorkerClient(s, {"spy.py": INSPECT.encode()})
+        try:
+            assert call(client, "pids_here")
+        finally:
+            client.close()
+    # closed before it was ever waited for: nothing left running
+    pending = Sandbox(config, wait=False)
+    pid = pending.proc.pid
+    pending.close()
+    assert pending.proc.poll() is not None
+    # the zygote's namespace is torn down by the kernel a moment after bwrap ends
+    give_up = time.monotonic() + 20
+    with pytest.raises(ProcessLookupError):
+        while time.monotonic() < give_up:
+            os.killpg(pid, 0)
+            time.sleep(0.05)

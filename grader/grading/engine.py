@@ -34,17 +34,30 @@ SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
 
 
 class GradingSession:
-    def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False) -> None:
+    def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False,
+                 sandbox: Sandbox | None = None) -> None:
+        """``sandbox``: one already started for this session (``Sandbox(SandboxConfig.for_spec(spec, threads,
+        gpu), wait=False)``, launched before the imports this needs so that both proceed at once)."""
+        try:
+            self._set_up(spec, threads, gpu, sandbox)
+        except BaseException:
+            if sandbox is not None:
+                sandbox.close()
+            raise
+
+    def _set_up(self, spec: AssignmentSpec, threads: int, gpu: bool, sandbox: Sandbox | None) -> None:
         self.spec = spec
         self.stand_in_source = spec.stand_ins.read_text(encoding="utf-8") if spec.stand_ins else None
         self.reference = ReferenceImplementation(spec, load_reference(spec.reference, spec.files), self.stand_in_source)
-        self.sandbox_config = SandboxConfig(
-            tmp_mb=spec.limits.tmp_mb, memory_mb=spec.limits.memory_mb, max_processes=spec.limits.max_processes,
-            threads=threads, output_bytes=spec.limits.output_bytes, gpu=gpu)
-        self._sandbox: Sandbox | None = None
+        self.sandbox_config = SandboxConfig.for_spec(spec, threads=threads, gpu=gpu)
+        if sandbox is not None and sandbox.config != self.sandbox_config:
+            raise ValueError("the sandbox given was started with another configuration than this session's")
+        self._sandbox: Sandbox | None = sandbox
 
     @property
     def sandbox(self) -> Sandbox:
+        if self._sandbox is not None:
+            self._sandbox.ready()
         if self._sandbox is None or not self._sandbox.alive():
             if self._sandbox is not None:
                 self._sandbox.close()

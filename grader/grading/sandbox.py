@@ -297,11 +297,20 @@ class SandboxConfig:
     hide: tuple[str, ...] = ()
     namespaces: bool = True  # fresh namespaces per worker where the kernel allows them
 
+    @classmethod
+    def for_spec(cls, spec: Any, threads: int = 1, gpu: bool = False) -> "SandboxConfig":
+        """The sandbox a grading session of ``spec`` uses (its limits; ``threads`` for torch; the GPU or not)."""
+        limits = spec.limits
+        return cls(tmp_mb=limits.tmp_mb, memory_mb=limits.memory_mb, max_processes=limits.max_processes,
+                   threads=threads, output_bytes=limits.output_bytes, gpu=gpu)
+
 
 class Sandbox:
     """One zygote; spawns one worker at a time for a submission."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, wait: bool = True) -> None:
+        """Start the zygote; with ``wait=False`` return as soon as it is launched (it imports torch in the
+        background while the caller does other work) and let ``ready()`` wait for it."""
         self.config = config
         self.memory_budget = (config.memory_mb + 2048) * 1024 * 1024
         self.cgroups = Cgroups.create(config.max_processes, self.memory_budget)
@@ -331,10 +340,11 @@ class Sandbox:
         self.proc: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
         self._baseline: set[int] = set()
-        self._start()
+        self._pending = False
+        self._start(wait)
 
     # ------------------------------------------------------------------ start and stop
-    def _start(self) -> None:
+    def _start(self, wait: bool = True) -> None:
         config = self.config
         if self.cgroups:
             self.memory_budget = (config.memory_mb + 2048) * 1024 * 1024  # room to start; tightened once ready
@@ -361,8 +371,19 @@ class Sandbox:
             preexec_fn=cgroups.enter if cgroups else None,
         )
         theirs.close()
+        self._pending = True
+        self._launched = time.monotonic()
+        if wait:
+            self.ready()
+
+    def ready(self) -> "Sandbox":
+        """Wait until the zygote says it is ready (at once when it already has)."""
+        if not self._pending:
+            return self
+        self._pending = False
+        config = self.config
         try:
-            hello = protocol.recv(self.control, deadline=time.monotonic() + 120)
+            hello = protocol.recv(self.control, deadline=self._launched + 120)
         except (protocol.ProtocolError, TimeoutError) as e:
             err = self._stderr_tail()
             self.close()
@@ -378,6 +399,7 @@ class Sandbox:
             # The student's allowance comes on top of what the zygote already holds (torch, imported once).
             self.memory_budget = self.cgroups.memory_usage() + (config.memory_mb + MEMORY_SLACK_MB) * 1024 * 1024
             self.cgroups.set_memory_limit(self.memory_budget)
+        return self
 
     def _protect_zygote(self) -> None:
         """As root: make the zygote the OOM killer's last choice in its cgroup (workers raise their own score)."""
@@ -547,7 +569,7 @@ class Sandbox:
 
     def close(self) -> None:
         try:
-            if self.alive():
+            if self.alive() and not self._pending:
                 self._control({"op": "exit", "sweep_namespace": self.use_bwrap}, timeout=10)
         except Exception:  # noqa: BLE001 - closing must not fail
             pass
