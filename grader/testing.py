@@ -229,19 +229,40 @@ class StudentImplementation(Implementation):
 class ReferenceImplementation(Implementation):
     """Runs probes on the reference solution in this (trusted) process, memoised."""
 
-    def __init__(self, spec: AssignmentSpec, modules: dict[str, Any], stand_in_source: str | None = None) -> None:
+    def __init__(self, spec: AssignmentSpec, modules: dict[str, Any] | Callable[[], dict[str, Any]],
+                 stand_in_source: str | None = None) -> None:
+        """``modules``: the reference's modules, or a function that loads them when a result is first
+        computed (with every result already in the memo, e.g. from the cache on disk, they are never
+        imported, nor what they import)."""
         self.spec = spec
-        self.modules = modules
-        self.memo: dict[str, dict[str, Any]] = {}
+        self._modules = modules if isinstance(modules, dict) else None
+        self._load_modules = None if isinstance(modules, dict) else modules
+        self.memo: dict[str, Any] = {}
+        # How many results this process computed (not found in the memo, nor in the cache on disk).
+        self.computed = 0
         self.stand_in_source = stand_in_source
         # Set for the submission being graded (the reference's builds get the same stand-ins as the student's).
         self.isolation: Isolation | None = None
+
+    @property
+    def modules(self) -> dict[str, Any]:
+        if self._modules is None:
+            self._modules = self._load_modules()
+        return self._modules
 
     def dry_run_input(self, target: str, args: tuple, kwargs: dict, construct: bool = True) -> list[int] | None:
         """The target's documented input (``dry_run_input`` in the spec) for these constructor arguments."""
         spec_target = self.spec.target(target)
         if not construct or spec_target.dry_run_input is None:
             return None
+        key = "dry_run_input|" + json.dumps([target, args, kwargs], sort_keys=True, default=repr)
+        if key not in self.memo:
+            self.memo[key] = self._dry_run_input(spec_target, target, args, kwargs)
+            self.computed += 1
+        shape = self.memo[key]
+        return list(shape) if shape is not None else None
+
+    def _dry_run_input(self, spec_target: Any, target: str, args: tuple, kwargs: dict) -> list[int] | None:
         try:
             bound = inspect.signature(getattr(self.modules[spec_target.file], target)).bind(*args, **kwargs)
         except (TypeError, ValueError, AttributeError, KeyError):
@@ -269,6 +290,7 @@ class ReferenceImplementation(Implementation):
             finally:
                 torch.set_num_threads(threads)
             self.memo[key] = _plain_copy(result)
+            self.computed += 1
         return self.memo[key]
 
     def _substitution(self, stand_ins: tuple[str, ...]) -> Any:

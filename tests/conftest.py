@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MINICOURSE = ROOT / "tests" / "fixtures" / "minicourse"
+
+# The reference's cached results (grader.grading.refcache) go to a folder of this test session's own, shared by the
+# processes it starts: never the user's cache, and never results kept from before the session.
+_CACHE = tempfile.mkdtemp(prefix="grader-test-cache-")
+os.environ["GRADER_CACHE_DIR"] = _CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from grader.grading.isolation import Isolation
 from grader.grading.mistakes import diagnose
 from grader.intake.notebook.take import rules_for
 from grader.grading.plugin import GradingPlugin, SuiteError, assign_points
+from grader.grading.refcache import ReferenceCache
 from grader.grading.reference import load_reference
 from grader.results import Flag, Problem, SubmissionResult
 from grader.grading.sandbox import Sandbox, SandboxConfig
@@ -35,20 +36,29 @@ SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
 
 class GradingSession:
     def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False,
-                 sandbox: Sandbox | None = None) -> None:
+                 cache_folder: Path | None = None, sandbox: Sandbox | None = None) -> None:
         """``sandbox``: one already started for this session (``Sandbox(SandboxConfig.for_spec(spec, threads,
         gpu), wait=False)``, launched before the imports this needs so that both proceed at once)."""
         try:
-            self._set_up(spec, threads, gpu, sandbox)
+            self._set_up(spec, threads, gpu, cache_folder, sandbox)
         except BaseException:
             if sandbox is not None:
                 sandbox.close()
             raise
 
-    def _set_up(self, spec: AssignmentSpec, threads: int, gpu: bool, sandbox: Sandbox | None) -> None:
+    def _set_up(self, spec: AssignmentSpec, threads: int, gpu: bool, cache_folder: Path | None,
+                sandbox: Sandbox | None) -> None:
         self.spec = spec
         self.stand_in_source = spec.stand_ins.read_text(encoding="utf-8") if spec.stand_ins else None
-        self.reference = ReferenceImplementation(spec, load_reference(spec.reference, spec.files), self.stand_in_source)
+        # The reference's probe results, computed once per suite version and kept on disk (grader.refcache).
+        self.reference_cache = ReferenceCache(spec, gpu=gpu, folder=cache_folder)
+        cached = self.reference_cache.load()
+        # With every result a correct submission asks for on disk, the reference (and torchvision, which it
+        # imports) is loaded only if a wrong submission asks for one more.
+        modules = (lambda: load_reference(spec.reference, spec.files)) if self.reference_cache.complete \
+            else load_reference(spec.reference, spec.files)
+        self.reference = ReferenceImplementation(spec, modules, self.stand_in_source)
+        self.reference.memo.update(cached)
         self.sandbox_config = SandboxConfig.for_spec(spec, threads=threads, gpu=gpu)
         if sandbox is not None and sandbox.config != self.sandbox_config:
             raise ValueError("the sandbox given was started with another configuration than this session's")
@@ -93,6 +103,10 @@ class GradingSession:
         finally:
             self.reference.isolation = None
             client.close()
+        # Grading the reference itself asks every probe a correct submission does: the file is then complete.
+        self.reference_cache.save(self.reference.memo, complete=targets is None and not plugin.skipped_for_time
+                                  and not plugin.internal_errors
+                                  and Path(folder).resolve() == Path(spec.reference).resolve())
         order = {t.name: i for i, t in enumerate(spec.targets)}
         cut: list[str] = []
         # in the spec's target order (blocks before the networks built from them), each target's tests as run
