@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-
+from grader.grading.refcache import ReferenceCache
 from grader.integrations import gradescope
 from grader.spec import load_spec
 
@@ -174,6 +174,9 @@ def test_run_autograder_equals_grader_run(gradescope_root, grader_run, courses, 
         assert test["visibility"] == ("visible" if spec.rubric_item(target, category).visible else "hidden")
     if student == "zipped":  # the unsafe zip entry was left out, and the result says so
         assert "left out" in got["output"] or "escape.py" in got["output"]
+    if student != "empty":   # the reference's results came with the bundle: none was computed again
+        found = re.search(r"reference results: (\d+) from the bundle, (\d+) computed", done.stdout)
+        assert found and int(found[1]) > 0 and found[2] == "0", done.stdout
 
 
 def test_the_student_never_sees_the_bundle(gradescope_root):
@@ -261,6 +264,13 @@ def test_zip_layout(bundle):
     assert config["assignment"] == "mini"
     assert config["gradescope_timeout_s"] == gradescope.fitting_timeout(load_spec(MINICOURSE).limits)
     assert "download.pytorch.org/whl/cpu" in setup and "GRADER_SETUP_SKIP_PIP" in setup
+    # the reference's results for this suite version, computed at export (no GPU, as on Gradescope)
+    shipped = [n for n in infos if n.startswith(gradescope.REFERENCE_RESULTS + "/") and n.endswith(".npz")]
+    assert len(shipped) == 1
+    with zipfile.ZipFile(bundle) as zf, zipfile.ZipFile(io.BytesIO(zf.read(shipped[0]))) as results:
+        meta = json.loads(results.read("meta.json"))
+    assert meta["key"] == ReferenceCache(load_spec(MINICOURSE), gpu=False).key
+    assert meta["complete"] is True and meta["gpu"] is False
 
 
 def test_zip_is_reproducible(courses, tmp_path, monkeypatch):

@@ -14,7 +14,10 @@ The zip holds, at its root:
   with any folder the spec points to outside it, at the same relative places so
   the spec is copied byte for byte;
 - ``grader-bundle.json``: which spec to load and the time budget;
-- ``requirements-gradescope.txt``: the torch/torchvision pins setup.sh installs.
+- ``requirements-gradescope.txt``: the torch/torchvision pins setup.sh installs;
+- ``reference-results/``: the reference's probe results (``grader.grading.refcache``),
+  computed when the bundle is built (grading the reference, no GPU, as in
+  Gradescope's containers), so that no submission computes them again.
 
 Gradescope unzips into ``/autograder/source``; the student's sandbox sees
 nothing under ``/autograder`` (bubblewrap binds only the system, Python and the
@@ -58,6 +61,7 @@ import grader
 from grader.points import points_text
 
 BUNDLE_CONFIG = "grader-bundle.json"
+REFERENCE_RESULTS = "reference-results"
 REQUIREMENTS = "requirements-gradescope.txt"
 BUNDLE_FORMAT = 1
 GRADESCOPE_DEFAULT_TIMEOUT_S = 600   # what Gradescope sets unless the instructor raises it
@@ -151,6 +155,28 @@ def _pins() -> list[str]:
     return pins
 
 
+def reference_results(spec: Any) -> Path:
+    """The cache file with the reference's results for a run without the GPU, computed when missing.
+
+    It is complete when it was written after grading the reference itself (every probe a correct
+    submission asks for); if the cache on disk is not, the reference is graded here once.
+    """
+    from grader.grading.refcache import ReferenceCache
+
+    cache = ReferenceCache(spec, gpu=False)
+    cache.load()
+    if not cache.complete:
+        from grader.grading.engine import GradingSession
+
+        with GradingSession(spec, gpu=False) as session:
+            session.grade(Path(spec.reference), "reference")
+            cache = session.reference_cache
+    if not cache.complete or not cache.path.is_file():
+        raise BundleError(f"the reference's results could not be computed and kept in {cache.folder} "
+                          f"({cache.problem or 'not written'}); set GRADER_CACHE_DIR to a writable folder")
+    return cache.path
+
+
 def bundle_entries(spec: Any, timeout_s: float) -> tuple[dict[str, bytes | Path | None], dict[str, Any]]:
     """Everything the zip holds: {zip path: bytes, a source file or None for a folder}, and the bundle config."""
     source = project_source()
@@ -178,6 +204,8 @@ def bundle_entries(spec: Any, timeout_s: float) -> tuple[dict[str, bytes | Path 
                              + "\n".join(_pins()) + "\n").encode()
     entries["setup.sh"] = SCRIPTS["setup.sh"].encode()
     entries["run_autograder"] = SCRIPTS["run_autograder"].encode()
+    results = reference_results(spec)
+    entries[f"{REFERENCE_RESULTS}/{results.name}"] = results.read_bytes()
     return entries, config
 
 
@@ -320,7 +348,8 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
         torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory(prefix="grader-ingest-") as staging, \
-                GradingSession(spec, threads=threads) as session:
+                GradingSession(spec, threads=threads, cache_folder=source / REFERENCE_RESULTS) as session:
+            loaded = len(session.reference.memo)
             # what `grader run` does with one student's folder: a lone sub-folder is looked into, a lone zip unpacked
             incoming = Ingest(Path(staging)).student_folder(root / "submission", "submission", "submission")
             # the suite may start tests until the last moment that still leaves one worst-case test room
@@ -330,6 +359,8 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
             if has_gradable_file(read_as_graded(incoming.folder, spec).files, spec):
                 result = session.grade(incoming.folder, "submission")
                 result.problems = list(incoming.problems) + list(result.problems)
+                print(f"run_autograder: reference results: {loaded} from the bundle, "
+                      f"{session.reference.computed} computed", flush=True)
             else:   # as `grader run` does: 0 and the reasons at once, no sandbox
                 intake = read_as_graded(incoming.folder, spec)
                 result = nothing_to_grade(spec, "submission", list(incoming.problems) + intake.problems, "")
