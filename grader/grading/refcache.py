@@ -77,13 +77,17 @@ def _hash_file(h: "hashlib._Hash", path: Path | None, label: str) -> None:
 def probe_code() -> list[tuple[str, Path]]:
     """The grader's code that decides what a reference probe returns: the probe library (the worker
     package, whose probes both sides run), the test-author API that runs them on the reference, the
-    reference loader, and this module (the file format)."""
-    import grader.grading.reference
-    import grader.testing
-    import grader.worker
+    reference loader, and this module (the file format). Found without importing them."""
+    from importlib.util import find_spec
 
-    return [("worker", Path(grader.worker.__file__).parent), ("testing", Path(grader.testing.__file__)),
-            ("reference", Path(grader.grading.reference.__file__)), ("refcache", Path(__file__))]
+    def origin(module: str) -> Path:
+        spec = find_spec(module)
+        if spec is None or spec.origin is None:   # pragma: no cover - part of this package
+            raise ImportError(f"cannot find {module}")
+        return Path(spec.origin)
+
+    return [("worker", origin("grader.worker").parent), ("testing", origin("grader.testing")),
+            ("reference", origin("grader.grading.reference")), ("refcache", Path(__file__))]
 
 
 def torch_version() -> str:
