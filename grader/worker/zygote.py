@@ -333,6 +333,10 @@ def main() -> None:
     import torch.nn  # noqa: F401
     import torch.nn.functional  # noqa: F401
 
+    # An optimizer's first use imports torch._dynamo (1-2 s): imported here, the zygote pays it once instead
+    # of every forked worker. (The trusted side never needs it unless it computes the reference's training.)
+    import torch._dynamo  # noqa: F401
+
     try:
         import torchvision  # noqa: F401
     except Exception:  # noqa: BLE001 - optional for submissions

@@ -19,10 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-# An optimizer's first use imports torch._dynamo (about 1 s). Importing it with
-# this module lets the zygote pay once instead of every forked worker.
-import torch._dynamo  # noqa: E402,F401
-
 
 # Captured before any student module is imported, so that monkeypatching the
 # classes later does not change how we count or walk modules.
