@@ -92,14 +92,30 @@ def _own_sessions() -> dict[str, Any]:
     return _SESSIONS
 
 
-def session_for(spec_file: str) -> Any:
+def session_for(spec_file: str, sandbox: Any = None) -> Any:
+    """This process's session for ``spec_file``; ``sandbox``: one started for it already (see ``start_sandbox``)."""
     sessions = _own_sessions()
     if spec_file not in sessions:
         from grader.grading.engine import GradingSession
 
         spec, _ = spec_for(spec_file)
-        sessions[spec_file] = GradingSession(spec, threads=_SETTINGS.threads, gpu=_SETTINGS.gpu)
+        sessions[spec_file] = GradingSession(spec, threads=_SETTINGS.threads, gpu=_SETTINGS.gpu, sandbox=sandbox)
+    elif sandbox is not None:
+        sandbox.close()
     return sessions[spec_file]
+
+
+def start_sandbox(settings: WorkerSettings, spec_file: str) -> Any:
+    """Launch the sandbox of this process's session for ``spec_file`` without waiting for it: its zygote
+    imports torch while this process imports its own (the sandbox module itself needs neither torch nor the
+    engine). None when it cannot start here; the session then starts one itself and says why."""
+    try:
+        from grader.grading.sandbox import Sandbox, SandboxConfig
+
+        spec, _ = spec_for(spec_file)
+        return Sandbox(SandboxConfig.for_spec(spec, threads=settings.threads, gpu=settings.gpu), wait=False)
+    except Exception:  # noqa: BLE001 - the session's own start reports the failure in the first job
+        return None
 
 
 def close_sessions(hard: bool = False) -> None:

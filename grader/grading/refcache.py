@@ -156,6 +156,19 @@ def _digest(entries: bytes, blobs: list[bytes]) -> str:
     return h.hexdigest()
 
 
+# cache file -> (entries, complete), read by ``preload`` in this process (or the process it was forked from)
+_PRELOADED: dict[Path, tuple[dict[str, Any], bool]] = {}
+
+
+def preload(spec: AssignmentSpec, gpu: bool = False) -> bool:
+    """Read the cache file for ``spec`` now, for this process and those it forks; whether it is complete."""
+    cache = ReferenceCache(spec, gpu=gpu)
+    entries = cache.load()
+    if entries:
+        _PRELOADED[cache.path] = (entries, cache.complete)
+    return cache.complete
+
+
 class CacheError(Exception):
     """A cache file that cannot be used (its results are computed again)."""
 
@@ -176,7 +189,15 @@ class ReferenceCache:
 
     # ------------------------------------------------------------------ reading
     def load(self) -> dict[str, Any]:
-        """The stored results ({memo key: value}); empty when there is no usable file."""
+        """The stored results ({memo key: value}); empty when there is no usable file.
+
+        Results this process read already with ``preload`` (a class run's parent, before it forks its
+        grading processes) are taken from there: read once, shared by every process forked after.
+        """
+        if self.path in _PRELOADED:
+            entries, complete = _PRELOADED[self.path]
+            self.saved, self.complete = set(entries), complete
+            return dict(entries)
         try:
             entries, complete = self._read(self.path)
         except FileNotFoundError:

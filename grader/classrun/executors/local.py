@@ -44,9 +44,11 @@ def cuda_usable() -> bool:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return False
+    if not any(Path("/dev").glob("nvidia[0-9]*")):   # asked before importing torch, which costs seconds
+        return False
     import torch
 
-    if torch.version.cuda is None or not any(Path("/dev").glob("nvidia[0-9]*")):
+    if torch.version.cuda is None:
         return False
     pid = os.fork()
     if pid == 0:   # pragma: no cover - the child only answers through its exit status
@@ -59,15 +61,21 @@ def cuda_usable() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def preload(spec: AssignmentSpec) -> None:
-    """What every grading process needs, imported once here so that forked workers share it."""
+def preload(spec: AssignmentSpec, gpu: bool = False) -> None:
+    """What every grading process needs, imported once here so that forked workers share it.
+
+    The reference's cached results are read here once; the reference itself (and torchvision, which it
+    imports) only when they are not complete, so that a run after a suite version's first never imports it.
+    """
     import torch  # noqa: F401
 
     import grader.grading.engine  # noqa: F401 - pytest, the plugin, the probe library
     import grader.report.html  # noqa: F401 - jinja2 and the templates
+    from grader.grading import refcache
     from grader.grading.reference import load_reference
 
-    load_reference(spec.reference, spec.files)
+    if not refcache.preload(spec, gpu):
+        load_reference(spec.reference, spec.files)
 
 
 @dataclass
@@ -94,9 +102,12 @@ class LocalExecutor:
         return cuda_usable()
 
     def __init__(self, context: ExecutorContext) -> None:
-        preload(context.spec)
-        _SPECS[spec_file_of(context.spec)] = (context.spec, context.suite)
         n = max(1, context.workers)
+        if n > 1:
+            preload(context.spec, context.gpu)
+        # else nothing is shared: the one grading process starts its sandbox first and imports torch and the
+        # engine while the sandbox's zygote imports its own (executors.process), on two cores at once
+        _SPECS[spec_file_of(context.spec)] = (context.spec, context.suite)
         self.gpu = context.gpu
         self.threads = max(1, usable_cores() // n)
         ctx = mp.get_context("fork")
