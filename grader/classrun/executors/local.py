@@ -33,6 +33,23 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+ENV_THREADS = "GRADER_THREADS"
+
+
+def threads_per_worker() -> int:
+    """torch's threads in each grading process's sandbox: ``$GRADER_THREADS``, else 1, however many workers.
+
+    The checks' tensors are small: a second thread bought nothing on an idle 2-core machine (a lone
+    submission's checks took 8.85 s with two, against about 8 s with one each in a class run), and cost
+    2.5-4x the time when other work shared the cores (docs/performance.md). One thread also computes what
+    the corpus, the audit and a class run compute.
+    """
+    try:
+        return max(1, int(os.environ.get(ENV_THREADS) or 1))
+    except ValueError:
+        return 1
+
+
 def cuda_usable() -> bool:
     """Whether submissions get the GPU, decided without initialising CUDA in this process.
 
@@ -109,7 +126,7 @@ class LocalExecutor:
         # engine while the sandbox's zygote imports its own (executors.process), on two cores at once
         _SPECS[spec_file_of(context.spec)] = (context.spec, context.suite)
         self.gpu = context.gpu
-        self.threads = max(1, usable_cores() // n)
+        self.threads = threads_per_worker()
         ctx = mp.get_context("fork")
         settings = WorkerSettings(threads=self.threads, gpu=self.gpu, gpu_lock=ctx.Lock() if self.gpu else None)
         self._slots: list[_Slot] = []
