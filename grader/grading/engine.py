@@ -53,9 +53,10 @@ class GradingSession:
         # The reference's probe results, computed once per suite version and kept on disk (grader.refcache).
         self.reference_cache = ReferenceCache(spec, gpu=gpu, folder=cache_folder)
         cached = self.reference_cache.load()
-        # With every result a correct submission asks for on disk, the reference (and torchvision, which it
-        # imports) is loaded only if a wrong submission asks for one more.
-        modules = (lambda: load_reference(spec.reference, spec.files)) if self.reference_cache.complete \
+        # With results on disk (computed from this very reference, which imported then) the reference, and
+        # torchvision, which it imports, are loaded only when a probe asks for a result not there yet; without,
+        # at once, so that a reference that does not import stops the session before any grading.
+        modules = (lambda: load_reference(spec.reference, spec.files)) if cached \
             else load_reference(spec.reference, spec.files)
         self.reference = ReferenceImplementation(spec, modules, self.stand_in_source)
         self.reference.memo.update(cached)

@@ -91,15 +91,18 @@ def probe_code() -> list[tuple[str, Path]]:
 
 
 def torch_version() -> str:
-    """torch's public version: ``2.14.1`` for ``2.14.1+cu130`` and ``2.14.1+cpu`` alike (the reference's
-    probes run on the CPU; the same release computes them the same)."""
+    """torch's and torchvision's public versions: ``2.14.1`` for ``2.14.1+cu130`` and ``2.14.1+cpu`` alike
+    (the reference's probes run on the CPU; the same release computes them the same). torchvision is there
+    because a reference may use it (Day 9's draws its feature grids with it)."""
     from importlib import metadata
 
-    try:
-        version = metadata.version("torch")
-    except metadata.PackageNotFoundError:   # pragma: no cover - the grader needs torch
-        return "none"
-    return version.split("+", 1)[0]
+    versions = []
+    for dist in ("torch", "torchvision"):
+        try:
+            versions.append(metadata.version(dist).split("+", 1)[0])
+        except metadata.PackageNotFoundError:
+            versions.append("none")
+    return " ".join(versions)
 
 
 def content_key(spec: AssignmentSpec, gpu: bool) -> str:
@@ -161,12 +164,12 @@ _PRELOADED: dict[Path, tuple[dict[str, Any], bool]] = {}
 
 
 def preload(spec: AssignmentSpec, gpu: bool = False) -> bool:
-    """Read the cache file for ``spec`` now, for this process and those it forks; whether it is complete."""
+    """Read the cache file for ``spec`` now, for this process and those it forks; whether it held results."""
     cache = ReferenceCache(spec, gpu=gpu)
     entries = cache.load()
     if entries:
         _PRELOADED[cache.path] = (entries, cache.complete)
-    return cache.complete
+    return bool(entries)
 
 
 class CacheError(Exception):

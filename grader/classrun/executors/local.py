@@ -82,7 +82,8 @@ def preload(spec: AssignmentSpec, gpu: bool = False) -> None:
     """What every grading process needs, imported once here so that forked workers share it.
 
     The reference's cached results are read here once; the reference itself (and torchvision, which it
-    imports) only when they are not complete, so that a run after a suite version's first never imports it.
+    imports) only when there are none, so that a run after a suite version's first imports it only if a
+    submission asks for a result not there yet.
     """
     import torch  # noqa: F401
 
