@@ -32,6 +32,7 @@ from grader.spec import AssignmentSpec
 from grader.testing import ReferenceImplementation, StudentImplementation
 
 SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
+SAVE_EVERY_S = 30.0   # how often, at most, new reference results are written to the cache before the session closes
 
 
 class GradingSession:
@@ -60,6 +61,7 @@ class GradingSession:
             else load_reference(spec.reference, spec.files)
         self.reference = ReferenceImplementation(spec, modules, self.stand_in_source)
         self.reference.memo.update(cached)
+        self._saved_at = time.monotonic()
         self.sandbox_config = SandboxConfig.for_spec(spec, threads=threads, gpu=gpu)
         if sandbox is not None and sandbox.config != self.sandbox_config:
             raise ValueError("the sandbox given was started with another configuration than this session's")
@@ -76,9 +78,17 @@ class GradingSession:
         return self._sandbox
 
     def close(self) -> None:
+        self._save_reference_results()
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+
+    def _save_reference_results(self, complete: bool = False) -> None:
+        self._saved_at = time.monotonic()
+        try:
+            self.reference_cache.save(self.reference.memo, complete=complete)
+        except Exception:  # noqa: BLE001 - the cache only saves time: a failure to write it never fails grading
+            pass
 
     def __enter__(self) -> "GradingSession":
         return self
@@ -104,10 +114,13 @@ class GradingSession:
         finally:
             self.reference.isolation = None
             client.close()
-        # Grading the reference itself asks every probe a correct submission does: the file is then complete.
-        self.reference_cache.save(self.reference.memo, complete=targets is None and not plugin.skipped_for_time
-                                  and not plugin.internal_errors
-                                  and Path(folder).resolve() == Path(spec.reference).resolve())
+        # Grading the reference itself asks every probe a correct submission does: the file is then complete,
+        # and written at once. Other new results (a wrong block's catalogue entries) are written at most every
+        # SAVE_EVERY_S and when the session closes: each write rewrites the whole file.
+        complete = (targets is None and not plugin.skipped_for_time and not plugin.internal_errors
+                    and Path(folder).resolve() == Path(spec.reference).resolve())
+        if complete or time.monotonic() - self._saved_at > SAVE_EVERY_S:
+            self._save_reference_results(complete)
         order = {t.name: i for i, t in enumerate(spec.targets)}
         cut: list[str] = []
         # in the spec's target order (blocks before the networks built from them), each target's tests as run
