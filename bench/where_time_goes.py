@@ -6,7 +6,8 @@ Run (from the project's root):
 
 In this one invocation, on this machine, it measures:
 
-1. **the yardstick** (median of 3): a fresh process that imports torch and
+1. **the yardstick** (median of 3, run before, between and after the
+   end-to-end runs below): a fresh process that imports torch and
    torchvision, sets one thread, and runs 20 no-grad forward passes of
    ``torchvision.models.resnet18(num_classes=10)`` in eval mode on a
    (8, 3, 32, 32) float32 batch. It moves with the machine's speed as grading
@@ -282,11 +283,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-where-"))
     figures: dict = {"machine": info, "command": sys.argv}
     try:
-        yard_runs = yardstick(3)
-        yard = statistics.median(yard_runs)
-        figures["yardstick_s"] = yard_runs
-        print(f"yardstick (median of 3 fresh processes: import torch + torchvision, 20 resnet18 forwards): "
-              f"{yard:.2f} s  ({', '.join(f'{w:.2f}' for w in yard_runs)})")
+        # three runs of the yardstick, spread over the invocation (before, between and after the end-to-end
+        # runs), so that a machine whose load changes meanwhile weighs on both sides of the ratios alike
+        yard_runs = yardstick(1)
 
         # -- one submission alone, end to end
         cache = work / "cache-alone"
@@ -297,6 +296,8 @@ def main() -> int:
         alone_med = statistics.median(alone_walls)
         alone_checks = statistics.median(sum(s["checks_s"] for s in summ["students"]) for _, summ in alone)
         figures["alone"] = {"first_s": first, "walls_s": alone_walls, "checks_s": alone_checks}
+
+        yard_runs += yardstick(1)
 
         # -- a class run of N copies of the reference
         from_ref = ROOT / "reference" / args.assignment
@@ -312,6 +313,10 @@ def main() -> int:
         per_sub = class_wall / args.class_n
         figures["class"] = {"n": args.class_n, "jobs": class_summary.get("jobs"), "wall_s": class_wall,
                             "checks_s": class_checks, "graded": len(graded)}
+
+        yard_runs += yardstick(1)
+        yard = statistics.median(yard_runs)
+        figures["yardstick_s"] = yard_runs
 
         # -- the start-up split, per test and per probe (one fresh process)
         interp = interpreter_start()
@@ -329,7 +334,9 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     # ------------------------------------------------------------- report
-    print("\n== The issue's figures (ratios to the yardstick measured above)")
+    print(f"yardstick (median of 3 fresh processes, before, between and after the end-to-end runs: import torch + "
+          f"torchvision, 20 resnet18 forwards): {yard:.2f} s  ({', '.join(f'{w:.2f}' for w in yard_runs)})")
+    print("\n== The issue's figures (ratios to the yardstick)")
     table([
         ("one submission alone, end to end", f"{alone_med:.2f} s", ratio(alone_med, yard), "target <= 2.0x",
          f"median of {len(alone_walls)} ({', '.join(f'{w:.1f}' for w in alone_walls)}); checks {alone_checks:.2f} s, "
