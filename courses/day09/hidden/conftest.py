@@ -60,7 +60,7 @@ def pytest_runtest_call(item: pytest.Item):
       Linear layer fed the wrong number of features), names it in any class.
     - What is left of a test marked ``compares_outputs`` is a symptom: the whole
       output differs for whatever is wrong in the class, so the grouping of
-      mistakes (``grader.mistakes``) charges it to the class's mistake with
+      mistakes (``grader.grading.mistakes``) charges it to the class's mistake with
       evidence of its own instead of listing it apart.
     """
     outcome = yield
