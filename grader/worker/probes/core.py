@@ -178,6 +178,20 @@ def materialise(model: nn.Module, input_shape: list[int]) -> None:
             module.training = training
 
 
+def build_for_structure(build: Callable[[], Any]) -> Any:
+    """The target built for a probe that reads only its structure (layers, parameter counts).
+
+    It is built on the meta device first: nothing is allocated or initialised,
+    which for a network is most of a build's time. A target that cannot be built
+    there is built as usual, so whatever it raises is what it raises on the CPU.
+    """
+    try:
+        with torch.device("meta"):
+            return build()
+    except Exception:  # noqa: BLE001 - built again on the CPU, where its own error shows
+        return build()
+
+
 def materialising(build: Callable[[], Any], input_shape: list[int] | None, seen: list[list[int]]) -> Callable[[], Any]:
     """``build`` followed, for a module with lazy layers, by a dry run at ``input_shape`` (noted in ``seen``)."""
     if not input_shape:

@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .core import (_modules_of, _named_modules, _named_parameters, _tensor_numel, _train, ProbeFailure, as_module,
-                   call, count_by_type, keyed_fill, make_input, output_tensor, probe)
+                   build_for_structure, call, count_by_type, keyed_fill, make_input, output_tensor, probe)
 
 
 @probe
@@ -29,8 +29,8 @@ def construct(build: Callable[[], Any]) -> dict[str, Any]:
 
 @probe
 def describe(build: Callable[[], Any]) -> dict[str, Any]:
-    """Build the target and say what it is."""
-    obj = build()
+    """Build the target and say what it is (on the meta device where it builds there)."""
+    obj = build_for_structure(build)
     if isinstance(obj, nn.Module):
         return {"kind": "module", "type": type(obj).__name__,
                 "params": sum(int(_tensor_numel(p)) for _, p in _named_parameters(obj)),
@@ -40,8 +40,9 @@ def describe(build: Callable[[], Any]) -> dict[str, Any]:
 
 @probe
 def param_count(build: Callable[[], Any]) -> dict[str, Any]:
-    """Trainable parameters through the base nn.Module methods, total and by layer type."""
-    model = as_module(build())
+    """Trainable parameters through the base nn.Module methods, total and by layer type (built on the meta device
+    where it builds there)."""
+    model = as_module(build_for_structure(build))
     params = [p for _, p in _named_parameters(model)]
     return {
         "total": sum(int(_tensor_numel(p)) for p in params),
@@ -54,7 +55,7 @@ def param_count(build: Callable[[], Any]) -> dict[str, Any]:
 @probe
 def shared_modules(build: Callable[[], Any]) -> dict[str, Any]:
     """Modules with parameters that appear at more than one place in the model (one object reused)."""
-    model = as_module(build())
+    model = as_module(build_for_structure(build))
     first: dict[int, str] = {}
     shared: list[list[str]] = []
     for name, module in _named_modules(model, remove_duplicate=False):
@@ -69,8 +70,26 @@ def shared_modules(build: Callable[[], Any]) -> dict[str, Any]:
 
 @probe
 def execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str = "eval") -> dict[str, Any]:
-    """The parametrised and structural layers that actually ran, in order, with their settings."""
-    model = as_module(build())
+    """The parametrised and structural layers that actually ran, in order, with their settings.
+
+    Only shapes and settings are read, so the trace runs on the meta device (no
+    weights initialised, no arithmetic); a model that cannot run there is traced
+    on the CPU, so an error is the one the CPU gives.
+    """
+    try:
+        return _execution_trace(build, input_shape, mode, on_meta=True)
+    except Exception:  # noqa: BLE001 - traced again on the CPU
+        return _execution_trace(build, input_shape, mode, on_meta=False)
+
+
+def _execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str, on_meta: bool) -> dict[str, Any]:
+    if on_meta:
+        with torch.device("meta"):
+            model = as_module(build())
+        x = torch.empty(*input_shape, device="meta")
+    else:
+        model = as_module(build())
+        x = make_input(input_shape, dtype=torch.float32)
     _train(model, mode == "train")
     rows: list[dict[str, Any]] = []
     watched = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
@@ -97,7 +116,7 @@ def execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str 
     handles = [m.register_forward_hook(hook) for m in _modules_of(model) if isinstance(m, watched)]
     try:
         with torch.no_grad():
-            out = output_tensor(call(model, make_input(input_shape, dtype=torch.float32)))
+            out = output_tensor(call(model, x))
     finally:
         for h in handles:
             h.remove()
