@@ -1,5 +1,5 @@
-"""Probes made cheaper keep their answers: structure read on the meta device; a target that cannot be built or
-run there is measured on the CPU as before."""
+"""Probes made cheaper keep their answers: structure read on the meta device, fused Adam; a target that cannot be
+built or run on the meta device is measured on the CPU as before."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from grader.worker.probes import PROBES, structure
 from grader.worker.probes.core import build_for_structure
+from grader.worker.probes.training import adam
 
 
 class Net(nn.Module):
@@ -71,3 +72,28 @@ def test_a_forward_that_fails_everywhere_fails_with_the_cpu_error() -> None:
 
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
         PROBES["execution_trace"](Broken, input_shape=[2, 3, 8, 8])
+
+
+def test_fused_adam_takes_the_steps_plain_adam_takes() -> None:
+    torch.manual_seed(0)
+    a, b = Net(), Net()
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(4, 3, 8, 8), torch.arange(4)
+    fused, plain = adam(a.parameters(), 1e-2), torch.optim.Adam(b.parameters(), lr=1e-2)
+    assert fused.defaults["fused"]
+    for _ in range(5):
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_without_a_fused_kernel_for_the_parameters_is_plain_adam() -> None:
+    params = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.complex64))]
+    optimizer = adam(params, 1e-3)  # the fused kernel takes real tensors only, and says so only at the first step
+    assert not optimizer.defaults.get("fused")
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()

@@ -28,6 +28,20 @@ from .recording import (_Watch, _compress, _describe_return, _params_diff, _reco
                         _recorded_optimizer, _tiny_data, _tiny_net, _tracked_loader, _tracked_types)
 
 
+def adam(params: Any, lr: float) -> torch.optim.Optimizer:
+    """Adam with its fused kernel (one pass over each parameter per step, several times faster on a CPU
+    than the loop of element-wise ops; the same steps up to rounding) when every parameter is a dense real
+    floating tensor on the CPU; plain Adam otherwise."""
+    params = list(params)
+    if all(isinstance(p, torch.Tensor) and p.is_floating_point() and p.device.type == "cpu" and p.layout == torch.strided
+           for p in params):
+        try:
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.Adam(params, lr=lr)
+
+
 @probe
 def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, lr: float = 1e-3,
             num_classes: int = 10, seed: int = 0, kaiming: bool = False, dropout_off: bool = True,
@@ -48,7 +62,7 @@ def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, l
     _train(model, mode == "train")
     x = make_input(input_shape, seed=seed, dtype=torch.float32)
     y = torch.arange(input_shape[0]) % num_classes
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr)
     losses: list[float] = []
     no_grad: list[str] = []
     for step in range(steps):
