@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.grading.client import SubmissionError, WorkerClient  # noqa: E402
-from grader.grading.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
+from grader.grading.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from grader.grading.view import bwrap_path  # noqa: E402
 
 GPU_FILE = '''
 import os, time

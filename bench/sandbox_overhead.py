@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from grader.grading.client import WorkerClient  # noqa: E402
 from grader.grading.engine import GradingSession  # noqa: E402
-from grader.grading.sandbox import Sandbox, SandboxConfig, bwrap_path  # noqa: E402
+from grader.grading.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from grader.grading.view import bwrap_path  # noqa: E402
 from grader.spec import load_spec  # noqa: E402
 
 MINI = ROOT / "tests" / "fixtures" / "minicourse"

@@ -32,7 +32,7 @@ import pytest
 from grader.grading.engine import GradingSession
 from grader.intake.ingest import ingest
 from grader.results import Outcome, SubmissionResult, save
-from grader.grading.sandbox import _bwrap_works, bwrap_path
+from grader.grading.view import _bwrap_works, bwrap_path
 from grader.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

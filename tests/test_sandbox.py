@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from grader.grading.client import SubmissionError, WorkerClient
-from grader.grading.sandbox import Sandbox, SandboxConfig, _bwrap_works, bwrap_path
+from grader.grading.sandbox import Sandbox, SandboxConfig
+from grader.grading.view import _bwrap_works, bwrap_path
 from grader.worker import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,7 +353,7 @@ def test_integrity_check_raises_no_false_alarm_for_the_probes() -> None:
 
 
 def test_gpu_sandbox_leaves_the_gpu_visible_and_cpu_sandbox_hides_it(monkeypatch):
-    from grader.grading.sandbox import bwrap_command
+    from grader.grading.view import bwrap_command
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64")

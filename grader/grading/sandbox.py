@@ -19,263 +19,26 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import site
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.grading.cgroups import Cgroups
+from grader.grading.view import (GPU_ENVIRONMENT, HOST_PROC, INSIDE_ROOT, PRIVATE_FOLDERS, WORKDIR, WORKER_PACKAGE,
+                                 _bwrap_works, _inside, bwrap_command, bwrap_path, python_view)
 from grader.worker import protocol
 
-WORKER_PACKAGE = Path(__file__).resolve().parents[1] / "worker"
-GRADER_PACKAGE = Path(__file__).resolve().parents[1]
-INSIDE_ROOT = "/opt/grader-worker"
-# The host's procfs, read-only and out of the way: its presence is what lets a worker mount a /proc of its
-# own PID namespace (the kernel allows that only where some procfs is fully visible, and bubblewrap's
-# /proc has covered subfolders). Every worker covers this folder before it reads the submission.
-HOST_PROC = "/opt/host-proc"
-WORKDIR = "/home/student"
-PRIVATE_FOLDERS = ("/dev/shm", "/tmp", WORKDIR)  # sized tmpfs, the only writable places; fresh for every worker
+
 MEMORY_SLACK_MB = 512  # copy-on-write copies of the zygote's pages a fresh worker makes
 
 
 class SandboxError(Exception):
     """The sandbox could not be started."""
-
-
-@dataclass
-class Cgroups:
-    """v1 pids and memory cgroups for one sandbox (removed when it closes)."""
-
-    paths: list[Path] = field(default_factory=list)
-
-    @classmethod
-    def create(cls, max_pids: int, memory_bytes: int | None) -> "Cgroups | None":
-        if os.geteuid() != 0:
-            return None
-        groups = cls()
-        name = f"grader-{uuid.uuid4().hex[:12]}"
-        try:
-            for controller, settings in (("pids", {"pids.max": str(max_pids)}),
-                                         ("memory", {"memory.limit_in_bytes": str(memory_bytes)} if memory_bytes else {})):
-                base = Path("/sys/fs/cgroup") / controller / _own_cgroup(controller).lstrip("/")
-                path = base / name
-                path.mkdir()
-                groups.paths.append(path)
-                for key, value in settings.items():
-                    (path / key).write_text(value)
-                if controller == "memory" and memory_bytes:
-                    swap = path / "memory.memsw.limit_in_bytes"
-                    if swap.exists():
-                        swap.write_text(str(memory_bytes))
-        except OSError:
-            groups.remove()
-            return None
-        return groups
-
-    def enter(self) -> None:
-        """Called in the child between fork and exec."""
-        for path in self.paths:
-            (path / "cgroup.procs").write_text(str(os.getpid()))
-
-    def pids_now(self) -> list[int]:
-        pids: list[int] = []
-        for path in self.paths[:1]:
-            try:
-                pids = [int(x) for x in (path / "cgroup.procs").read_text().split()]
-            except OSError:
-                pass
-        return pids
-
-    def kill_all(self, keep: set[int] | frozenset[int] = frozenset()) -> int:
-        """SIGKILL every process in the cgroups but ``keep``; return how many were still there."""
-        killed = 0
-        for _ in range(40):
-            pids = [p for p in self.pids_now() if p not in keep]
-            if not pids:
-                return killed
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
-        return killed
-
-    def _read(self, controller: str, name: str) -> str:
-        for path in self.paths:
-            if f"/{controller}/" in str(path):
-                try:
-                    return (path / name).read_text()
-                except OSError:
-                    return ""
-        return ""
-
-    def memory_usage(self) -> int:
-        text = self._read("memory", "memory.usage_in_bytes").strip()
-        return int(text) if text.isdigit() else 0
-
-    def set_memory_limit(self, limit: int) -> None:
-        for path in self.paths:
-            if "/memory/" not in str(path):
-                continue
-            files = [path / "memory.limit_in_bytes"]
-            if (path / "memory.memsw.limit_in_bytes").exists():
-                files.append(path / "memory.memsw.limit_in_bytes")
-            for order in (files, files[::-1]):  # memsw may never be below the plain limit
-                try:
-                    for f in order:
-                        f.write_text(str(limit))
-                    break
-                except OSError:
-                    continue
-
-    def oom_kills(self) -> int:
-        for line in self._read("memory", "memory.oom_control").splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-        return 0
-
-    def pids_refused(self) -> int:
-        """How many forks the pids limit refused so far (v1 ``pids.events``)."""
-        for line in self._read("pids", "pids.events").splitlines():
-            if line.startswith("max "):
-                return int(line.split()[1])
-        return 0
-
-    def remove(self) -> None:
-        self.kill_all()
-        for path in self.paths:
-            for _ in range(40):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
-
-
-def _own_cgroup(controller: str) -> str:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(","):
-            return path
-    raise OSError(f"no {controller} cgroup")
-
-
-def bwrap_path() -> str | None:
-    return shutil.which("bwrap")
-
-
-def _inside(path: Path, roots: list[str]) -> bool:
-    return any(path == Path(r) or Path(r) in path.parents for r in roots)
-
-
-def _venv_uses_system_packages(prefix: Path) -> bool:
-    try:
-        cfg = (prefix / "pyvenv.cfg").read_text()
-    except OSError:
-        return True
-    for line in cfg.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "include-system-site-packages":
-            return value.strip().lower() == "true"
-    return False
-
-
-def python_view() -> tuple[list[str], list[str]]:
-    """What of the interpreter the sandbox needs: (folders to bind read-only, paths inside them to hide).
-
-    The base installation (interpreter, stdlib, libpython) and, in a virtual
-    environment, only its ``pyvenv.cfg``, ``bin`` and site-packages: never the
-    project folder around it. Hidden: the base installation's own site-packages
-    when the environment does not use it, and the grader package itself where
-    it is installed as a regular package.
-    """
-    base = Path(sys.base_prefix).resolve()
-    real = Path(sys.executable).resolve()
-    roots = {str(base)}
-    if not _inside(real, [str(base)]):
-        roots.add(str(real.parent.parent))
-    for key in ("stdlib", "platstdlib"):
-        roots.add(sysconfig.get_paths()[key])
-    packages = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
-    prefix = Path(sys.prefix)
-    if prefix.resolve() != base:
-        for item in ("pyvenv.cfg", "bin"):
-            if (prefix / item).exists():
-                roots.add(str(prefix / item))
-    roots |= packages
-    roots = {r for r in roots if r and os.path.exists(r)}
-    hide = []
-    if prefix.resolve() != base and not _venv_uses_system_packages(prefix):
-        used = {str(Path(p).resolve()) for p in packages}
-        for candidate in site.getsitepackages([str(base)]):
-            if os.path.isdir(candidate) and str(Path(candidate).resolve()) not in used:
-                hide.append(candidate)
-    if _inside(GRADER_PACKAGE, sorted(roots)):
-        hide.append(str(GRADER_PACKAGE))
-    return sorted(roots), hide
-
-
-GPU_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "CUBLAS_WORKSPACE_CONFIG", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES")
-
-
-def bwrap_command(python: str, tmp_mb: int, gpu: bool, hide: tuple[str, ...] | list[str] = ()) -> list[str]:
-    size = str(tmp_mb * 1024 * 1024)
-    # No --disable-userns: each worker enters user, mount, IPC, PID and network namespaces of its own
-    # (grader.worker.namespaces); the workers' seccomp filter refuses any namespace after that.
-    cmd = [bwrap_path() or "bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-           "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534",
-           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr", "--dev", "/dev"]
-    for link in ("/bin", "/lib", "/lib64", "/sbin"):
-        if os.path.islink(link):
-            cmd += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
-            cmd += ["--ro-bind", link, link]
-    for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
-        if os.path.exists(f):
-            cmd += ["--ro-bind", f, f]
-    # The private folders come first, so that a Python environment under one of them (a clone in /tmp)
-    # is bound on top of the fresh tmpfs rather than hidden by it.
-    for folder in PRIVATE_FOLDERS:
-        cmd += ["--size", size, "--tmpfs", folder]
-    roots, hidden = python_view()
-    for root in roots:
-        cmd += ["--ro-bind", root, root]
-    for path in [*hidden, *hide]:
-        if _inside(Path(path), ["/usr", *roots]) and os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
-                cmd += ["--tmpfs", path, "--remount-ro", path]
-            else:
-                cmd += ["--ro-bind", "/dev/null", path]
-    cmd += ["--ro-bind", str(WORKER_PACKAGE), f"{INSIDE_ROOT}/grader_worker",
-            "--proc", "/proc", "--ro-bind", "/proc", HOST_PROC,
-            "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin",
-            "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
-            "--setenv", "USER", "student", "--setenv", "LOGNAME", "student",
-            "--chdir", WORKDIR]
-    if gpu:
-        for dev in sorted(Path("/dev").glob("nvidia*")):
-            if dev.is_char_device():
-                cmd += ["--dev-bind", str(dev), str(dev)]
-        cmd += ["--ro-bind", "/sys", "/sys"]
-        for var in GPU_ENVIRONMENT:
-            if var in os.environ:
-                cmd += ["--setenv", var, os.environ[var]]
-    else:
-        cmd += ["--setenv", "CUDA_VISIBLE_DEVICES", ""]
-    # Nothing but the sized tmpfs folders is writable: not the root of the view, not /dev.
-    cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]
-    return cmd
 
 
 def _zygote_argv(python: str, root: str, fd: int, host_proc: str) -> list[str]:
@@ -593,21 +356,3 @@ def _clear(folder: Path) -> None:
             shutil.rmtree(item, ignore_errors=True)
         else:
             item.unlink(missing_ok=True)
-
-
-_BWRAP_OK: bool | None = None
-
-
-def _bwrap_works() -> bool:
-    """Whether bubblewrap can build our view here (probed once; GRADER_NO_BWRAP=1 turns it off)."""
-    global _BWRAP_OK
-    if os.environ.get("GRADER_NO_BWRAP") == "1":
-        return False
-    if _BWRAP_OK is None:
-        try:
-            r = subprocess.run(bwrap_command(sys.executable, 16, False) + ["/bin/true"],
-                               capture_output=True, timeout=20)
-            _BWRAP_OK = r.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            _BWRAP_OK = False
-    return _BWRAP_OK

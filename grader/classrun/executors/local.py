@@ -280,7 +280,7 @@ class LocalExecutor:
         code = slot.process.exitcode
         leftover = [Path(p) for p in slot.cgroups if Path(p).name.startswith("grader-") and Path(p).exists()]
         if leftover:   # killed before it could close its sandbox: end what runs there, remove the cgroups
-            from grader.grading.sandbox import Cgroups
+            from grader.grading.cgroups import Cgroups
 
             Cgroups(paths=leftover).remove()
         if slot.current is not None:

@@ -28,7 +28,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def _sandbox_cgroups_of(pid: int) -> set[str]:
-    """The sandbox cgroups (``grader-*``, made by ``grader.grading.sandbox.Cgroups``) that ``pid`` is in."""
+    """The sandbox cgroups (``grader-*``, made by ``grader.grading.cgroups.Cgroups``) that ``pid`` is in."""
     found = set()
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
@@ -44,7 +44,7 @@ def _sandbox_cgroups_of(pid: int) -> set[str]:
 def _end_descendants() -> None:
     """SIGKILL every process below this one and remove the cgroups they were in (a sandbox still starting
     when we were told to stop has no session to close it)."""
-    from grader.grading.sandbox import Cgroups
+    from grader.grading.cgroups import Cgroups
     from grader.worker.zygote import descendants
 
     pids = descendants(os.getpid())
