@@ -323,11 +323,12 @@ def keep_worker(sock: socket.socket, config: dict[str, Any]) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
-def main() -> None:
-    control = socket.socket(fileno=int(sys.argv[1]))
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _prctl(PR_SET_DUMPABLE, 0)
+def preload() -> None:
+    """Import, once in the zygote, what every forked worker would otherwise import itself.
+
+    Runs before any worker's integrity guard takes its snapshot, so what these imports patch (importing
+    ``torch._dynamo`` wraps ``torch.manual_seed``, for one) is the baseline the guard compares with.
+    """
     import numpy  # noqa: F401 - paid once here, inherited by every child
     import torch  # noqa: F401
     import torch.nn  # noqa: F401
@@ -342,6 +343,14 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - optional for submissions
         pass
     from . import probes  # noqa: F401
+
+
+def main() -> None:
+    control = socket.socket(fileno=int(sys.argv[1]))
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
+    preload()
 
     me = os.getpid()
     host_proc = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
