@@ -15,11 +15,13 @@ result says what happened, with flags for limits and refusals and never a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
 import socket
 import stat
+import sys
 import threading
 import time
 import uuid
@@ -500,7 +502,12 @@ def test_cross_student(session: GradingSession, server: Server, tmp_path: Path) 
     assert after_plant.score == alone.score == 8
     assert [(t.nodeid, t.outcome, t.score) for t in after_plant.tests] == [(t.nodeid, t.outcome, t.score) for t in alone.tests]
     seen = [t.stdout for t in after_plant.tests if "SEEN:" in t.stdout]
-    assert seen and all("SEEN: []" in s for s in seen), seen
+    # What a fresh session shows: nothing, or (for a checkout under /tmp) only the folders that hold the
+    # Python environment bound read-only into the private /tmp.
+    assert seen and seen == [t.stdout for t in alone.tests if "SEEN:" in t.stdout], seen
+    prefix = Path(sys.prefix)
+    view_folders = {f"/tmp/{prefix.relative_to('/tmp').parts[0]}"} if prefix.is_relative_to("/tmp") else set()
+    assert all(set(ast.literal_eval(s.split("SEEN:", 1)[1].strip())) <= view_folders for s in seen), seen
 
 
 def test_not_a_folder_and_empty(session: GradingSession, tmp_path: Path) -> None:
