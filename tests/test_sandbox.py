@@ -361,6 +361,32 @@ def test_integrity_check_raises_no_false_alarm_for_the_probes() -> None:
     assert list(nn.Linear(2, 2).parameters())
 
 
+def test_integrity_check_reads_no_code_object_until_one_is_set() -> None:
+    """Reading ``__code__`` is an audited event: an unchanged check reads none, and a swapped code object,
+    default or keyword default of a watched function is still seen and put back, again after a restore."""
+    from grader.worker import probes
+    from grader.worker.child import Integrity
+
+    guard = Integrity()
+    reads: list[str] = []
+    sys.addaudithook(lambda event, args: reads.append(args[1]) if event == "object.__getattr__"
+                     and len(args) > 1 and args[1] in ("__code__", "__defaults__", "__kwdefaults__") else None)
+    for _ in range(3):
+        assert guard.check() == []
+    assert reads == []
+
+    target = probes.PROBES["keyed_forward"]
+    code, defaults = target.__code__, target.__defaults__
+    for _ in range(2):  # the second swap comes after the first was put back
+        target.__code__ = (lambda build, **k: {"output": None}).__code__
+        assert guard.check() == [f"{target.__module__}.{target.__qualname__} (its code)"]
+        assert target.__code__ is code
+        assert guard.check() == []
+    target.__defaults__ = tuple(reversed(defaults))
+    assert guard.check() and target.__defaults__ is defaults
+    assert guard.check() == []
+
+
 def test_gpu_sandbox_leaves_the_gpu_visible_and_cpu_sandbox_hides_it(monkeypatch):
     from grader.grading.view import bwrap_command
 
