@@ -1,5 +1,6 @@
-"""Probes made cheaper keep their answers: structure read on the meta device, fused Adam; a target that cannot be
-built or run on the meta device is measured on the CPU as before."""
+"""Probes made cheaper keep their answers: structure read on the meta device, fused Adam, no random weights drawn
+where keyed values replace them or only shapes count; a target that cannot be built or run on the meta device is
+measured on the CPU as before."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from grader.worker.probes import PROBES, structure
-from grader.worker.probes.core import build_for_structure
+from grader.worker.probes import PROBES, behaviour, cost, structure
+from grader.worker.probes.core import build_for_structure, build_without_random_init
 from grader.worker.probes.training import adam
 
 
@@ -97,3 +98,67 @@ def test_adam_without_a_fused_kernel_for_the_parameters_is_plain_adam() -> None:
     for p in params:
         p.grad = torch.ones_like(p)
     optimizer.step()
+
+
+class WithDropout(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")  # a student's own init
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.flatten(F.adaptive_avg_pool2d(F.relu(self.bn(self.conv(x))), 1), 1)))
+
+
+def test_a_build_without_random_init_draws_nothing_and_writes_zeros() -> None:
+    before = {name: getattr(nn.init, name) for name in ("kaiming_uniform_", "uniform_", "kaiming_normal_")}
+    state = torch.get_rng_state()
+    model = build_without_random_init(WithDropout)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not model.conv.weight.any() and not model.fc.weight.any() and not model.fc.bias.any()
+    assert bool((model.bn.weight == 1).all())  # deterministic fills are left as they are
+    assert {name: getattr(nn.init, name) for name in before} == before
+
+
+def test_init_arguments_are_still_checked_without_random_init() -> None:
+    class BadInit(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            nn.init.kaiming_normal_(self.conv.weight, mode="fan_mid")
+
+    with pytest.raises(ValueError) as plain_error:
+        BadInit()
+    with pytest.raises(ValueError) as error:
+        build_without_random_init(BadInit)
+    assert str(error.value) == str(plain_error.value)
+
+
+KEYED_OR_SHAPE = [("keyed_forward", {"input_shape": [2, 3, 8, 8], "mode": "train"}),
+                  ("gradient_flow", {"input_shape": [2, 3, 8, 8]}),
+                  ("batch_independence", {"input_shape": [3, 3, 8, 8]}),
+                  ("dropout_profile", {"input_shape": [2, 3, 8, 8]}),
+                  ("stochasticity", {"input_shape": [2, 3, 8, 8]}),
+                  ("logits_check", {"input_shape": [2, 3, 8, 8]}),
+                  ("forward_shape", {"input_shape": [2, 3, 8, 8]}),
+                  ("anatomy", {"input_shape": [2, 3, 8, 8]}),
+                  ("flops", {"input_shape": [1, 3, 8, 8]})]
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "shape"):
+        return bool((a == b).all())
+    return a == b
+
+
+@pytest.mark.parametrize("name,params", KEYED_OR_SHAPE, ids=[n for n, _ in KEYED_OR_SHAPE])
+def test_probes_that_overwrite_or_ignore_the_weights_answer_as_with_random_init(
+        name: str, params: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    skipped = PROBES[name](WithDropout, **params)
+    for module in (behaviour, cost, structure):
+        monkeypatch.setattr(module, "build_without_random_init", lambda build: build())
+    drawn = PROBES[name](WithDropout, **params)
+    assert _same(skipped, drawn), (skipped, drawn)

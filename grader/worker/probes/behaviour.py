@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, as_module, call, keyed_fill,
-                   make_input, output_tensor, plain, probe, set_dropout, to_numpy)
+from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, as_module, build_without_random_init,
+                   call, keyed_fill, make_input, output_tensor, plain, probe, set_dropout, to_numpy)
 
 
 @probe
 def forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str = "eval") -> dict[str, Any]:
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     _train(model, mode == "train")
     with torch.no_grad():
         out = output_tensor(call(model, make_input(input_shape, dtype=torch.float32)))
@@ -34,7 +34,7 @@ def forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str = 
 def keyed_forward(build: Callable[[], Any], input_shape: list[int], mode: str = "eval",
                   seed: int = 0, dropout_off: bool = False) -> dict[str, Any]:
     """Output under keyed float64 weights: equal to the reference's when the layers are the same."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     if dropout_off:
         set_dropout(model, 0.0)
@@ -54,7 +54,7 @@ def keyed_forward_after_updates(build: Callable[[], Any], input_shape: list[int]
     shows what they became: momentum, track_running_stats and whether eval mode
     uses them at all.
     """
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     set_dropout(model, 0.0)
     _train(model, True)
@@ -69,7 +69,7 @@ def keyed_forward_after_updates(build: Callable[[], Any], input_shape: list[int]
 @probe
 def gradient_flow(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """Train-mode backward from a non-leaf input: which parameters get no gradient, and whether it works."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     set_dropout(model, 0.0)
     _train(model, True)
@@ -85,7 +85,7 @@ def gradient_flow(build: Callable[[], Any], input_shape: list[int]) -> dict[str,
 
 @probe
 def input_mutation(build: Callable[[], Any], input_shape: list[int], mode: str = "eval") -> dict[str, Any]:
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     _train(model, mode == "train")
     x = make_input(input_shape)
@@ -98,7 +98,7 @@ def input_mutation(build: Callable[[], Any], input_shape: list[int], mode: str =
 @probe
 def meta_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """Forward with every tensor on the meta device: catches tensors created on the CPU and plain tensor attributes."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     _to(model, "meta")
     _train(model, False)
     with torch.no_grad():
@@ -113,7 +113,7 @@ def skip_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel: in
     A block with an identity skip then returns relu(x) (or x without a final ReLU);
     the gradient reaching the input is the shortcut's alone.
     """
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     with torch.no_grad():
         for module in _modules_of(model):
@@ -138,7 +138,7 @@ def residual_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel
     ``input_grad`` is the gradient of ``out.sum()``: it reaches the input only
     through the shortcut.
     """
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     with torch.no_grad():
         for module in _modules_of(model):
@@ -162,7 +162,7 @@ def residual_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel
 @probe
 def batch_independence(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """In eval, the first sample's output must not depend on the other samples."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     _train(model, False)
     x = make_input(input_shape).requires_grad_(True)
@@ -175,7 +175,7 @@ def batch_independence(build: Callable[[], Any], input_shape: list[int]) -> dict
 @probe
 def stochasticity(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """Two forwards in train mode should differ when there is dropout; two in eval must agree."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     x = make_input(input_shape)
     with torch.no_grad():
@@ -194,7 +194,7 @@ def stochasticity(build: Callable[[], Any], input_shape: list[int]) -> dict[str,
 @probe
 def logits_check(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     """Rows that sum to one with no negatives mean a softmax at the end instead of logits."""
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     _train(model, False)
     with torch.no_grad():
@@ -211,7 +211,7 @@ def stack_gradient(build: Callable[[], Any], depth: int, input_shape: list[int],
     to He init), the loss is the mean square of the last output. Without skip
     connections the gradient of the first blocks vanishes; with them it does not.
     """
-    blocks = [as_module(build()) for _ in range(depth)]
+    blocks = [as_module(build_without_random_init(build)) for _ in range(depth)]
     with torch.no_grad():
         for block in blocks:
             keyed_fill(block)
@@ -250,7 +250,7 @@ def dropout_profile(build: Callable[[], Any], input_shape: list[int]) -> dict[st
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     x = make_input(input_shape)
     batch = input_shape[0]

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module, call,
-                   count_by_type, make_input, output_tensor, probe)
+from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module,
+                   build_without_random_init, call, count_by_type, make_input, output_tensor, probe)
 
 
 @probe
 def flops(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     _train(model, False)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         call(model, make_input(input_shape, dtype=torch.float32))
@@ -31,7 +31,7 @@ def flops(build: Callable[[], Any], input_shape: list[int]) -> dict[str, Any]:
 
 @probe
 def inference_time(build: Callable[[], Any], input_shape: list[int], repeats: int = 5) -> dict[str, Any]:
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     _train(model, False)
     x = make_input(input_shape, dtype=torch.float32)
     times = []

@@ -16,7 +16,8 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .core import (_modules_of, _named_modules, _named_parameters, _tensor_numel, _train, ProbeFailure, as_module,
-                   build_for_structure, call, count_by_type, keyed_fill, make_input, output_tensor, probe)
+                   build_for_structure, build_without_random_init, call, count_by_type, keyed_fill, make_input,
+                   output_tensor, probe)
 
 
 @probe
@@ -88,7 +89,7 @@ def _execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str
             model = as_module(build())
         x = torch.empty(*input_shape, device="meta")
     else:
-        model = as_module(build())
+        model = as_module(build_without_random_init(build))
         x = make_input(input_shape, dtype=torch.float32)
     _train(model, mode == "train")
     rows: list[dict[str, Any]] = []
@@ -130,7 +131,7 @@ def receptive_fields(build: Callable[[], Any], input_shape: list[int]) -> dict[s
     With positive weights and a positive input every ReLU passes everything, so the
     support of the gradient is the receptive field of that channel.
     """
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     keyed_fill(model)
     with torch.no_grad():
         for p in model.parameters():
@@ -235,7 +236,7 @@ def anatomy(build: Callable[[], Any], input_shape: list[int], mode: str = "eval"
     the error itself come back, so a crash can be explained (e.g. which branch
     produced the odd spatial size).
     """
-    model = as_module(build())
+    model = as_module(build_without_random_init(build))
     _train(model, mode == "train")
     rows: list[dict[str, Any]] = []
 
