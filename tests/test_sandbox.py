@@ -112,6 +112,11 @@ def die():
 def segfault():
     import ctypes
     ctypes.string_at(0)
+
+
+def frozen_objects():
+    import gc
+    return gc.get_freeze_count()
 '''
 
 
@@ -206,6 +211,11 @@ def test_process_limit_and_nothing_left_behind(sandbox: Sandbox, client: WorkerC
 
 
 @needs_bwrap
+def test_a_worker_never_walks_what_the_zygote_imported(client: WorkerClient) -> None:
+    """torch, numpy and the probes, imported by the zygote, are frozen: a worker's collector leaves them be."""
+    assert call(client, "frozen_objects") > 100_000
+
+
 def test_a_dead_zygote_is_replaced(sandbox: Sandbox) -> None:
     client = WorkerClient(sandbox, {"spy.py": INSPECT.encode()})
     try:
