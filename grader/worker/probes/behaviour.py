@@ -106,6 +106,16 @@ def meta_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, 
     return {"shape": list(out.shape), "device": str(out.device)}
 
 
+@torch.no_grad()
+def _zero_convs(model: nn.Module, min_kernel: int, kind: type) -> None:
+    """Zero the weights and biases of every ``kind`` of convolution at least ``min_kernel`` wide."""
+    for module in _modules_of(model):
+        if isinstance(module, kind) and max(module.kernel_size) >= min_kernel:
+            module.weight.zero_()
+            if module.bias is not None:
+                module.bias.zero_()
+
+
 @probe
 def skip_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel: int = 2) -> dict[str, Any]:
     """Zero every conv whose kernel is at least ``min_kernel`` wide (the residual branch) and run in eval.
@@ -115,12 +125,7 @@ def skip_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel: in
     """
     model = as_module(build_without_random_init(build))
     keyed_fill(model)
-    with torch.no_grad():
-        for module in _modules_of(model):
-            if isinstance(module, nn.Conv2d) and max(module.kernel_size) >= min_kernel:
-                module.weight.zero_()
-                if module.bias is not None:
-                    module.bias.zero_()
+    _zero_convs(model, min_kernel, nn.Conv2d)
     _train(model, False)
     x = make_input(input_shape).requires_grad_(True)
     out = output_tensor(call(model, x * 1.0))
@@ -140,12 +145,9 @@ def residual_zeroed(build: Callable[[], Any], input_shape: list[int], min_kernel
     """
     model = as_module(build_without_random_init(build))
     keyed_fill(model)
+    _zero_convs(model, min_kernel, nn.modules.conv._ConvNd)
     with torch.no_grad():
         for module in _modules_of(model):
-            if isinstance(module, nn.modules.conv._ConvNd) and max(module.kernel_size) >= min_kernel:
-                module.weight.zero_()
-                if module.bias is not None:
-                    module.bias.zero_()
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 if module.running_mean is not None:
                     module.running_mean.zero_()

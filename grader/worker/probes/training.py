@@ -78,6 +78,23 @@ def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, l
     return {"losses": np.array(losses, dtype=np.float64), "without_grad": no_grad}
 
 
+def _loop_summary(events: list[str]) -> dict[str, Any]:
+    """What a recorded loop did, call by call: its forwards (mode, autograd, inputs moved), the criterion's
+    calls (labels moved) and the backward passes."""
+    forwards = [e for e in events if e.startswith("forward(")]
+    criteria = [e for e in events if e.startswith("criterion(")]
+    return {
+        "events": _compress(events),
+        "forwards": len(forwards),
+        "forward_modes": ["train" if "mode=train" in e else "eval" for e in forwards],
+        "grad_on": [("grad=on" in e) for e in forwards],
+        "inputs_moved": [("inputs=moved" in e) for e in forwards],
+        "labels_moved": [("labels=moved" in e) for e in criteria],
+        "criterion_calls": len(criteria),
+        "backward_calls": sum(e == "backward" for e in events),
+    }
+
+
 @probe
 def training_protocol(build: Callable[[], Any], batches: int = 3, batch_size: int = 4, lr: float = 0.1,
                       seed: int = 0) -> dict[str, Any]:
@@ -116,20 +133,12 @@ def training_protocol(build: Callable[[], Any], batches: int = 3, batch_size: in
         ref_opt.step()
         losses.append(loss.item())
     forwards = [e for e in watch.events if e.startswith("forward(")]
-    criteria = [e for e in watch.events if e.startswith("criterion(")]
     return {
-        "events": _compress(watch.events),
+        **_loop_summary(watch.events),
         "batches": batches,
-        "forwards": len(forwards),
-        "forward_modes": ["train" if "mode=train" in e else "eval" for e in forwards],
-        "grad_on": [("grad=on" in e) for e in forwards],
-        "inputs_moved": [("inputs=moved" in e) for e in forwards],
-        "labels_moved": [("labels=moved" in e) for e in criteria],
-        "criterion_calls": len(criteria),
         "old_grads_at_forward": [("old_grads=yes" in e) for e in forwards],
         "zero_grad_calls": sum(e in ("optimizer.zero_grad()", "model.zero_grad()") for e in watch.events),
         "step_calls": sum(e == "optimizer.step()" for e in watch.events),
-        "backward_calls": sum(e == "backward" for e in watch.events),
         "train_calls": sum(e == "model.train()" for e in watch.events),
         "kept_graph": bool(watch.kept_graph_at) or bool(kept_after),
         "returned": described,
@@ -164,17 +173,8 @@ def evaluate_protocol(build: Callable[[], Any], batches: int = 3, batch_size: in
         batch_means = [float(F.cross_entropy(before(x[i : i + batch_size]), y[i : i + batch_size]))
                        for i in range(0, len(x), batch_size)]
     state_changed = any(not torch.equal(a, b) for a, b in zip(inner.state_dict().values(), before.state_dict().values()))
-    forwards = [e for e in watch.events if e.startswith("forward(")]
-    criteria = [e for e in watch.events if e.startswith("criterion(")]
     return {
-        "events": _compress(watch.events),
-        "forwards": len(forwards),
-        "forward_modes": ["train" if "mode=train" in e else "eval" for e in forwards],
-        "grad_on": [("grad=on" in e) for e in forwards],
-        "inputs_moved": [("inputs=moved" in e) for e in forwards],
-        "labels_moved": [("labels=moved" in e) for e in criteria],
-        "criterion_calls": len(criteria),
-        "backward_calls": sum(e == "backward" for e in watch.events),
+        **_loop_summary(watch.events),
         "returned": described,
         "expected_loss": loss,
         "expected_batch_mean_loss": float(sum(batch_means) / len(batch_means)),
