@@ -49,6 +49,7 @@ class WorkerSettings:
     threads: int = 1          # torch threads in the sandbox (the grading process itself uses one)
     gpu: bool = False         # whether sessions give the sandbox the GPU
     gpu_lock: Any = None      # held while a GPU session grades: one submission on the GPU at a time
+    lanes: int = 1            # sandboxes per session: a submission graded alone is split over them
 
 
 _SETTINGS = WorkerSettings()
@@ -92,17 +93,25 @@ def _own_sessions() -> dict[str, Any]:
     return _SESSIONS
 
 
-def session_for(spec_file: str, sandbox: Any = None) -> Any:
-    """This process's session for ``spec_file``; ``sandbox``: one started for it already (see ``start_sandbox``)."""
+def session_for(spec_file: str, sandbox: Any = None, lanes: list[Any] | None = None) -> Any:
+    """This process's session for ``spec_file``; ``sandbox`` and ``lanes``: sandboxes started for it already
+    (see ``start_sandbox``)."""
     sessions = _own_sessions()
     if spec_file not in sessions:
         from grader.grading.engine import GradingSession
 
         spec, _ = spec_for(spec_file)
-        sessions[spec_file] = GradingSession(spec, threads=_SETTINGS.threads, gpu=_SETTINGS.gpu, sandbox=sandbox)
-    elif sandbox is not None:
-        sandbox.close()
+        sessions[spec_file] = GradingSession(spec, threads=_SETTINGS.threads, gpu=_SETTINGS.gpu, sandbox=sandbox,
+                                             lanes=lanes)
+    else:
+        for box in [sandbox, *(lanes or [])]:
+            if box is not None:
+                box.close()
     return sessions[spec_file]
+
+
+def _sandboxes_of(session: Any) -> list[Any]:
+    return [b for b in [getattr(session, "_sandbox", None), *getattr(session, "_lanes", [])] if b is not None]
 
 
 def start_sandbox(settings: WorkerSettings, spec_file: str) -> Any:
@@ -124,11 +133,12 @@ def close_sessions(hard: bool = False) -> None:
         return
     while _SESSIONS:
         _, session = _SESSIONS.popitem()
-        if hard:   # the zygote may be mid-request: end it first so close() does not wait on it
-            proc = getattr(getattr(session, "_sandbox", None), "proc", None)
-            if proc is not None:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+        if hard:   # the zygotes may be mid-request: end them first so close() does not wait on them
+            for box in _sandboxes_of(session):
+                proc = getattr(box, "proc", None)
+                if proc is not None:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             session.close()
 
@@ -137,8 +147,9 @@ def _sandbox_cgroups() -> list[str]:
     """The cgroups of this process's sandboxes, so the parent can remove them if this process is killed."""
     paths = []
     for session in _SESSIONS.values() if _SESSIONS_PID == os.getpid() else ():
-        cgroups = getattr(getattr(session, "_sandbox", None), "cgroups", None)
-        paths += [str(p) for p in getattr(cgroups, "paths", None) or []]
+        for box in _sandboxes_of(session):
+            cgroups = getattr(box, "cgroups", None)
+            paths += [str(p) for p in getattr(cgroups, "paths", None) or []]
     return paths
 
 

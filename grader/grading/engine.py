@@ -12,12 +12,15 @@ import io
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import grader
 from grader.grading.bounds import bounded
+from grader.grading import lanes as lanes_module
 from grader.grading.client import WorkerClient
 from grader.intake.submission import read_submission
 from grader.grading.isolation import Isolation
@@ -26,25 +29,35 @@ from grader.intake.notebook.take import rules_for
 from grader.grading.plugin import GradingPlugin, SuiteError, assign_points
 from grader.grading.refcache import ReferenceCache
 from grader.grading.reference import load_reference
-from grader.results import Flag, Problem, SubmissionResult
+from grader.results import Flag, Problem, SubmissionResult, TestResult
 from grader.grading.sandbox import Sandbox, SandboxConfig
 from grader.spec import AssignmentSpec
 from grader.testing import ReferenceImplementation, StudentImplementation
 
 SUITE_INI = Path(__file__).resolve().parent / "suite.ini"
+LANE_GRACE_S = 120.0  # how long past the submission's deadline a lane's process may take (its last request's limit)
 SAVE_EVERY_S = 30.0   # how often, at most, new reference results are written to the cache before the session closes
 
 
 class GradingSession:
     def __init__(self, spec: AssignmentSpec, threads: int = 1, gpu: bool = False,
-                 cache_folder: Path | None = None, sandbox: Sandbox | None = None) -> None:
+                 cache_folder: Path | None = None, sandbox: Sandbox | None = None,
+                 lanes: list[Sandbox] | None = None) -> None:
         """``sandbox``: one already started for this session (``Sandbox(SandboxConfig.for_spec(spec, threads,
-        gpu), wait=False)``, launched before the imports this needs so that both proceed at once)."""
+        gpu), wait=False)``, launched before the imports this needs so that both proceed at once).
+
+        ``lanes``: more sandboxes of that configuration, for a submission graded alone on a machine with
+        cores to spare: each grades part of the suite at the same time (``grader.grading.lanes``)."""
         try:
             self._set_up(spec, threads, gpu, cache_folder, sandbox)
+            self._lanes: list[Sandbox] = list(lanes or [])
+            for lane in self._lanes:
+                if lane.config != self.sandbox_config:
+                    raise ValueError("a lane's sandbox was started with another configuration than this session's")
         except BaseException:
-            if sandbox is not None:
-                sandbox.close()
+            for box in [sandbox, *(lanes or [])]:
+                if box is not None:
+                    box.close()
             raise
 
     def _set_up(self, spec: AssignmentSpec, threads: int, gpu: bool, cache_folder: Path | None,
@@ -66,6 +79,8 @@ class GradingSession:
         if sandbox is not None and sandbox.config != self.sandbox_config:
             raise ValueError("the sandbox given was started with another configuration than this session's")
         self._sandbox: Sandbox | None = sandbox
+        self._costs_file = lanes_module.costs_file(self.reference_cache.path)
+        self._target_costs = lanes_module.load_costs(self._costs_file)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -82,6 +97,16 @@ class GradingSession:
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+        while getattr(self, "_lanes", None):
+            self._lanes.pop().close()
+
+    def _lane_sandbox(self, i: int) -> Sandbox:
+        """The i-th extra lane's sandbox, started again if its zygote has ended."""
+        box = self._lanes[i].ready()
+        if not box.alive():
+            box.close()
+            box = self._lanes[i] = Sandbox(self.sandbox_config)
+        return box
 
     def _save_reference_results(self, complete: bool = False) -> None:
         self._saved_at = time.monotonic()
@@ -101,23 +126,18 @@ class GradingSession:
         started = time.monotonic()
         spec = self.spec
         intake = read_submission(folder, spec.files, rules_for(spec))
+        deadline = started + spec.limits.submission_timeout_s
         sandbox = self.sandbox
-        client = WorkerClient(sandbox, intake.files, import_timeout_s=spec.limits.import_timeout_s)
-        isolation = Isolation(spec, self.stand_in_source)
-        student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s,
-                                             dry_run_input=self.reference.dry_run_input, isolation=isolation)
-        plugin = GradingPlugin(spec, student_impl, self.reference, deadline=started + spec.limits.submission_timeout_s,
-                              targets=targets, isolation=isolation)
-        self.reference.isolation = isolation
-        try:
-            run_suite(spec, plugin)
-        finally:
-            self.reference.isolation = None
-            client.close()
+        if targets is None and self._lanes and not self.sandbox_config.gpu:
+            part = self._run_in_lanes(intake.files, deadline)
+        else:
+            part = self._run_part(sandbox, intake.files, targets, deadline)
+        if targets is None:
+            self._note_costs(part.results)
         # Grading the reference itself asks every probe a correct submission does: the file is then complete,
         # and written at once. Other new results (a wrong block's catalogue entries) are written at most every
         # SAVE_EVERY_S and when the session closes: each write rewrites the whole file.
-        complete = (targets is None and not plugin.skipped_for_time and not plugin.internal_errors
+        complete = (targets is None and not part.skipped_for_time and not part.internal_errors
                     and Path(folder).resolve() == Path(spec.reference).resolve())
         if complete or time.monotonic() - self._saved_at > SAVE_EVERY_S:
             self._save_reference_results(complete)
@@ -125,24 +145,24 @@ class GradingSession:
         cut: list[str] = []
         # in the spec's target order (blocks before the networks built from them), each target's tests as run
         tests = sorted((t.model_copy(update={"data": bounded(t.data, cut, t.nodeid)}) if t.data else t
-                        for t in assign_points(spec, plugin.results, targets, gpu=self.sandbox_config.gpu)),
+                        for t in assign_points(spec, part.results, targets, gpu=self.sandbox_config.gpu)),
                        key=lambda t: order.get(t.target, len(order)))
-        artifacts = bounded(plugin.artifacts_store, cut, "artifacts")
+        artifacts = bounded(part.artifacts, cut, "artifacts")
         problems = list(intake.problems)
-        for file, error in sorted(client.broken.items()):
+        for file, (kind, message, detail) in sorted(part.broken.items()):
             if not any(p.file == file and p.kind == "missing" for p in problems):
-                problems.append(Problem(file=file, kind="import" if error.kind in ("import", "missing") else error.kind,
-                                        message=error.message, detail=error.traceback))
+                problems.append(Problem(file=file, kind="import" if kind in ("import", "missing") else kind,
+                                        message=message, detail=detail))
         tests, mistakes = diagnose(spec, tests, problems)
-        flags = [Flag(kind=e.kind if e.kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
-                      detail=e.detail, test=getattr(e, "test", None)) for e in client.events]
-        flags += [Flag(kind="internal", detail=e) for e in plugin.internal_errors]
+        flags = [Flag(kind=kind if kind in ("timeout", "memory", "output", "crash", "refused") else "internal",
+                      detail=detail, test=test) for kind, detail, test in part.events]
+        flags += [Flag(kind="internal", detail=e) for e in part.internal_errors]
         if cut:
             flags.append(Flag(kind="output", detail="results too large to keep in full were shortened: "
                               + "; ".join(cut[:5]) + (f" and {len(cut) - 5} more" if len(cut) > 5 else "")))
-        if plugin.skipped_for_time:
+        if part.skipped_for_time:
             flags.append(Flag(kind="timeout", detail=f"the submission's total limit of {spec.limits.submission_timeout_s:g} s "
-                              f"ran out; {len(plugin.skipped_for_time)} test(s) did not run"))
+                              f"ran out; {len(part.skipped_for_time)} test(s) did not run"))
         return SubmissionResult(
             student=student or Path(folder).name, assignment=spec.id,
             # Bonus points are extra credit: they count in the score, not in the maximum.
@@ -154,6 +174,109 @@ class GradingSession:
             graded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             artifacts=artifacts, notebook=intake.notebook,
         )
+
+
+    def _run_part(self, sandbox: Sandbox, files: dict[str, bytes], targets: set[str] | None,
+                  deadline: float) -> "SuiteRun":
+        """Run the hidden suite (the tests of ``targets``, or all) against ``files`` in ``sandbox``."""
+        spec = self.spec
+        client = WorkerClient(sandbox, files, import_timeout_s=spec.limits.import_timeout_s)
+        isolation = Isolation(spec, self.stand_in_source)
+        student_impl = StudentImplementation(client, spec, spec.limits.request_timeout_s,
+                                             dry_run_input=self.reference.dry_run_input, isolation=isolation)
+        plugin = GradingPlugin(spec, student_impl, self.reference, deadline=deadline, targets=targets,
+                               isolation=isolation)
+        self.reference.isolation = isolation
+        try:
+            run_suite(spec, plugin)
+        finally:
+            self.reference.isolation = None
+            client.close()
+        return SuiteRun(
+            results=plugin.results, artifacts=plugin.artifacts_store, skipped_for_time=plugin.skipped_for_time,
+            internal_errors=plugin.internal_errors,
+            broken={f: (e.kind, e.message, e.traceback) for f, e in client.broken.items()},
+            events=[(e.kind, e.detail, getattr(e, "test", None)) for e in client.events])
+
+    def _run_in_lanes(self, files: dict[str, bytes], deadline: float) -> "SuiteRun":
+        """The suite split into lanes (``grader.grading.lanes.plan``): every lane but the first in a forked
+        grading process with a sandbox of its own, the first here; their runs put together in lane order.
+        A lane whose process ends without an answer is graded here afterwards, and an internal flag says so."""
+        plan = lanes_module.plan(self.spec, len(self._lanes) + 1, self._target_costs)
+        if len(plan) < 2:
+            return self._run_part(self.sandbox, files, None, deadline)
+        known_before = set(self.reference.memo)
+        started = []
+        for i, lane in enumerate(plan[1:]):
+            box = self._lane_sandbox(i)
+
+            def work(box: Sandbox = box, lane: list[str] = lane) -> tuple[SuiteRun, dict[str, Any]]:
+                generation = box.generation
+                try:
+                    run = self._run_part(box, files, set(lane), deadline)
+                finally:
+                    if box.generation != generation:   # a zygote this process had to start again dies with it
+                        box.close()
+                # What the reference answered here for the first time goes back to the session's memo (and cache).
+                return run, {k: v for k, v in self.reference.memo.items() if k not in known_before}
+
+            started.append((lane, lanes_module.start_in_fork(work)))
+        runs = [self._run_part(self.sandbox, files, set(plan[0]), deadline)]
+        for lane, (pid, read_end) in started:
+            try:
+                run, learned = lanes_module.collect(pid, read_end, deadline + LANE_GRACE_S)
+                self.reference.memo.update(learned)
+            except lanes_module.LaneFailed as e:
+                run = self._run_part(self.sandbox, files, set(lane), deadline)
+                run.internal_errors.append(f"the lane grading {', '.join(lane)} failed ({e}); it was graded again "
+                                           "after the others")
+            runs.append(run)
+        return SuiteRun.merge(runs)
+
+    def _note_costs(self, results: list[TestResult]) -> None:
+        """Remember what each target cost (for balancing lanes), here and beside the reference's cache."""
+        costs: dict[str, float] = {}
+        for r in results:
+            costs[r.target] = costs.get(r.target, 0.0) + r.duration_s
+        if costs and costs != self._target_costs:
+            self._target_costs = costs
+            lanes_module.save_costs(self._costs_file, costs)
+
+
+@dataclass
+class SuiteRun:
+    """What one run of the hidden suite found, before points and mistakes: plain data, so that a lane's
+    forked grading process can send it back."""
+
+    results: list[TestResult] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    skipped_for_time: list[str] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+    broken: dict[str, tuple[str, str, str]] = field(default_factory=dict)   # file -> (kind, message, traceback)
+    events: list[tuple[str, str, str | None]] = field(default_factory=list)  # (kind, detail, test)
+
+    @staticmethod
+    def merge(runs: list["SuiteRun"]) -> "SuiteRun":
+        """Several lanes' runs as one: results, events and errors in lane order, a file's import error once,
+        report sections joined (lists appended, tables by target)."""
+        merged = SuiteRun()
+        for run in runs:
+            merged.results += run.results
+            merged.skipped_for_time += run.skipped_for_time
+            merged.internal_errors += run.internal_errors
+            for file, error in run.broken.items():
+                merged.broken.setdefault(file, error)
+            merged.events += [e for e in run.events if e not in merged.events]
+            for section, value in run.artifacts.items():
+                mine = merged.artifacts.get(section)
+                if isinstance(mine, list) and isinstance(value, list):
+                    mine.extend(value)
+                elif isinstance(mine, dict) and isinstance(value, dict):
+                    mine.update(value)
+                elif section not in merged.artifacts:
+                    merged.artifacts[section] = list(value) if isinstance(value, list) else \
+                        dict(value) if isinstance(value, dict) else value
+        return merged
 
 
 def _forget_modules_under(folder: Path) -> None:

@@ -34,6 +34,8 @@ def usable_cores() -> int:
 
 
 ENV_THREADS = "GRADER_THREADS"
+ENV_LANES = "GRADER_LANES"
+MAX_LANES = 2
 
 
 def threads_per_worker() -> int:
@@ -48,6 +50,22 @@ def threads_per_worker() -> int:
         return max(1, int(os.environ.get(ENV_THREADS) or 1))
     except ValueError:
         return 1
+
+
+def lanes_for_one(threads: int, gpu: bool) -> int:
+    """How many sandboxes grade a submission graded alone: ``$GRADER_LANES``, else one per ``threads`` usable
+    cores, at most ``MAX_LANES``; one with the GPU (one submission holds it whole). Each lane grades part of
+    the suite at the same time (``grader.grading.lanes``); more than two bought little past the start-up
+    each lane's zygote costs."""
+    if gpu:
+        return 1
+    try:
+        explicit = int(os.environ.get(ENV_LANES) or 0)
+    except ValueError:
+        explicit = 0
+    if explicit > 0:
+        return explicit
+    return max(1, min(MAX_LANES, usable_cores() // max(1, threads)))
 
 
 def cuda_usable() -> bool:
@@ -129,7 +147,8 @@ class LocalExecutor:
         self.gpu = context.gpu
         self.threads = threads_per_worker()
         ctx = mp.get_context("fork")
-        settings = WorkerSettings(threads=self.threads, gpu=self.gpu, gpu_lock=ctx.Lock() if self.gpu else None)
+        settings = WorkerSettings(threads=self.threads, gpu=self.gpu, gpu_lock=ctx.Lock() if self.gpu else None,
+                                  lanes=lanes_for_one(self.threads, self.gpu) if n == 1 else 1)
         self._slots: list[_Slot] = []
         # What is alive now is shared by every worker: frozen, the collector in a worker never walks it
         # (pytest collects garbage twice per suite run; walking torch's objects cost 0.25 s a submission)

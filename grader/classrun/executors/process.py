@@ -100,10 +100,11 @@ def _worker_main(conn: mpc.Connection, lifeline: int, inherited: list[Any], sett
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     threading.Thread(target=_watch_lifeline, args=(lifeline,), name="grader-lifeline", daemon=True).start()
     early = start_sandbox(settings, spec_file)   # its zygote imports torch while this process does below
+    lanes = [box for box in (start_sandbox(settings, spec_file) for _ in range(settings.lanes - 1)) if box is not None]
     configure_worker(settings)
     try:
         try:
-            session_for(spec_file, sandbox=early).sandbox   # ready now; a failure shows in the first job
+            session_for(spec_file, sandbox=early, lanes=lanes).sandbox   # ready now; a failure shows in the first job
         except Exception:  # noqa: BLE001
             pass
         # What this process made until now (its imports, its session) lives as long as it does: frozen, the
