@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from grader.results import Outcome
 from grader.results import TestResult as Result
 from grader.spec import find_spec
 
+ROOT = Path(__file__).resolve().parents[1]
 WRONG = textwrap.dedent('''
     import torch.nn as nn, torch.nn.functional as F
     class SkipBlock(nn.Module):
@@ -159,3 +161,17 @@ def test_a_submission_graded_alone_gets_one_lane_per_free_core(monkeypatch) -> N
     assert local.lanes_for_one(threads=1, gpu=False) == 1
     monkeypatch.setenv(local.ENV_LANES, "3")
     assert local.lanes_for_one(threads=1, gpu=False) == 3
+
+
+@pytest.mark.slow
+def test_the_demo_class_graded_in_lanes_is_graded_as_in_one(graded_demo, day09) -> None:
+    """bob's four mistakes, carol's unfinished classes and dave's files that do not import: the same tests,
+    scores, messages, named mistakes, problems and flags with the suite split over two sandboxes."""
+    def seen(result) -> tuple:  # noqa: ANN001
+        return ([(t.nodeid, t.outcome, t.score, t.max_score, t.message, t.hint, t.cause, t.stdout) for t in result.tests],
+                [m.model_dump() for m in result.mistakes], result.problems, result.flags, result.score)
+
+    with GradingSession(day09, lanes=[Sandbox(SandboxConfig.for_spec(day09))]) as session:
+        assert len(lanes.plan(day09, 2, session._target_costs)) == 2
+        for student, (alone, folder) in graded_demo.items():
+            assert seen(session.grade(ROOT / "submissions" / student)) == seen(alone), student
