@@ -291,9 +291,11 @@ def run_suite(spec: AssignmentSpec, plugin: GradingPlugin) -> None:
     """Run the hidden suite in this process with nothing but our own configuration."""
     # pytest's unraisableexception and threadexception plugins only turn exceptions raised in __del__ or in
     # threads into warnings (never an outcome here), and each runs gc.collect() when the run ends: 0.3-0.8 s
-    # per submission walking every object torch and the suite made. Off.
+    # per submission walking every object torch and the suite made. Off. So are the logging plugin (a handler
+    # added and removed around every phase of every test) and assertion rewriting (the suite's modules compiled
+    # again for every submission): hidden tests report through Mistake and check(), never a bare assert or a log.
     args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests), "--import-mode=importlib",
-            "-q", "-s", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            "-q", "-s", "--assert=plain", "-p", "no:logging",
             "-p", "no:unraisableexception", "-p", "no:threadexception"]
     log = io.StringIO()
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
