@@ -337,18 +337,30 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
     threading.Thread(target=watchdog, daemon=True, name="gradescope-watchdog").start()
     try:
+        from grader.classrun.executors.local import lanes_for_one, threads_per_worker
         from grader.classrun.planning import has_gradable_file, nothing_to_grade, read_as_graded
-        from grader.grading.engine import GradingSession
+        from grader.grading.sandbox import Sandbox, SandboxConfig
         from grader.intake.ingest import Ingest
         from grader.spec import load_spec
 
         spec = load_spec(source / config["spec"])
-        threads = max(1, len(os.sched_getaffinity(0)))   # the container's CPUs: one submission, all of them
+        # The container's CPUs serve one submission as `grader run` serves one: one torch thread per sandbox
+        # and the suite split into lanes, one sandbox each, all started before this process imports torch.
+        threads = threads_per_worker()
+        boxes: list[Sandbox] = []
+        try:
+            for _ in range(lanes_for_one(threads, gpu=False)):
+                boxes.append(Sandbox(SandboxConfig.for_spec(spec, threads=threads), wait=False))
+        except Exception:  # noqa: BLE001 - fewer lanes; with none, the session starts its sandbox and says why
+            pass
         import torch
 
-        torch.set_num_threads(threads)
+        from grader.grading.engine import GradingSession
+
+        torch.set_num_threads(1)
         with tempfile.TemporaryDirectory(prefix="grader-ingest-") as staging, \
-                GradingSession(spec, threads=threads, cache_folder=source / REFERENCE_RESULTS) as session:
+                GradingSession(spec, threads=threads, cache_folder=source / REFERENCE_RESULTS,
+                               sandbox=boxes[0] if boxes else None, lanes=boxes[1:]) as session:
             loaded = len(session.reference.memo)
             # what `grader run` does with one student's folder: a lone sub-folder is looked into, a lone zip unpacked
             incoming = Ingest(Path(staging)).student_folder(root / "submission", "submission", "submission")
