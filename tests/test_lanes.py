@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WRONG = textwrap.dedent('''
     import torch.nn as nn, torch.nn.functional as F
     class SkipBlock(nn.Module):
+        """The ReLU after the add, where the lesson has it on the branch."""
         def __init__(self, channels):
             super().__init__()
-            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+            self.body = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         def forward(self, x):
-            return F.relu(self.conv(x))          # the skip is missing
+            return F.relu(x + self.body(x))
     def double(x):
         print("doubling", x)
         return x * 3
