@@ -299,3 +299,32 @@ def test_a_folder_with_other_files_is_still_one_submission(tmp_path):
     (tmp_path / "alice" / "bob_222_903_blocks.py").write_text(CODE)   # one LMS-looking name is not a download
     [item] = ingest([tmp_path / "alice"], tmp_path / "stage")[0]
     assert item.student == "alice" and item.folder == tmp_path / "alice"
+
+
+def test_a_file_canvas_renamed_on_a_second_upload_gets_its_name_back(tmp_path):
+    # Canvas names a file uploaded again under a name used before vgg-1.py, vgg-2.py, ...
+    bulk = make_zip(tmp_path / "submissions.zip", {
+        "alice_111_905_blocks-1.py": CODE,
+        "alice_111_906_notes.txt": "n",
+        "bob_222_907_blocks.py": "old = 1\n",
+        "bob_222_908_blocks-2.py": CODE,
+        "bob_222_909_blocks-1.py": "older = 1\n",
+        "carol_333_910_my-model-3.txt": "m",
+    })
+    found, _ = ingest([bulk], tmp_path / "stage")
+    by_id = {i.student: i for i in found}
+    assert files_under(by_id["alice"].folder) == {"blocks.py": CODE, "notes.txt": "n"}
+    assert not by_id["alice"].problems
+    assert files_under(by_id["bob"].folder) == {"blocks.py": CODE}   # the latest upload
+    [problem] = by_id["bob"].problems
+    assert "bob_222_907_blocks.py (an earlier upload of blocks.py; the latest, bob_222_908_blocks-2.py" in problem.detail
+    assert "bob_222_909_blocks-1.py" in problem.detail
+    assert files_under(by_id["carol"].folder) == {"my-model.txt": "m"}
+
+
+def test_a_moodle_file_name_with_a_number_keeps_it(tmp_path):
+    dl = tmp_path / "moodle"
+    dl.mkdir()
+    (dl / "Dave Smith_67890_assignsubmission_file_blocks-1.py").write_text(CODE)
+    found, _ = ingest([dl, ], tmp_path / "stage")
+    assert files_under(found[0].folder) == {"blocks-1.py": CODE}

@@ -74,6 +74,8 @@ MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<participant>\d+)_assignsubmission_
 CANVAS_NAME = re.compile(r"^(?P<name>.+?)(?P<late>_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_")
 MOODLE_FILE = re.compile(r"^.+?_\d+_assignsubmission_[a-z]+_(?P<file>.*)$")
 CANVAS_FILE = re.compile(r"^.+?(?:_LATE)?_\d+_\d+_(?P<file>.*)$")
+# Canvas renames a file uploaded again under a name the student used before: vgg.py, then vgg-1.py, vgg-2.py.
+CANVAS_AGAIN = re.compile(r"^(?P<stem>.+)-(?P<n>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
 CHUNK = 1 << 16
 
 
@@ -360,6 +362,29 @@ def lms_file_name(name: str) -> str:
     return m["file"] if m and m["file"] else name
 
 
+def _own_file_names(names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """One student's LMS file names -> the names the student gave them, and what is left out.
+
+    A file Canvas renamed because it was uploaded again (``vgg-1.py``) gets its
+    name back (``vgg.py``); of several uploads of one name the latest (highest
+    number) is kept and the others are left out, each said why.
+    """
+    base_of: dict[str, tuple[str, int]] = {}
+    for name in names:
+        own = lms_file_name(name)
+        again = CANVAS_AGAIN.match(own) if CANVAS_NAME.match(name) and not MOODLE_NAME.match(name) else None
+        base_of[name] = (again["stem"] + again["ext"], int(again["n"])) if again else (own, 0)
+    latest: dict[str, str] = {}
+    for name in names:
+        base, n = base_of[name]
+        if base not in latest or n > base_of[latest[base]][1]:
+            latest[base] = name
+    own_names = {name: base for base, name in latest.items()}
+    left_out = [f"{name} (an earlier upload of {base_of[name][0]}; the latest, {latest[base_of[name][0]]}, is graded)"
+                for name in names if name not in own_names]
+    return own_names, left_out
+
+
 def _zip_is_class(zip_path: Path) -> bool:
     """Whether a zip holds a class (rule 4 applied to its top level, after the shared top folders)."""
     try:
@@ -423,15 +448,17 @@ class Ingest:
                 item = self.student_zip(folder / first, sid, where)
             else:
                 dest = self._scratch(sid)
-                left_out = []
+                own_names, left_out = _own_file_names(names)
                 for name in names:
+                    if name not in own_names:
+                        continue
                     mode = os.lstat(folder / name)
                     if not stat.S_ISREG(mode.st_mode):
                         left_out.append(f"{name} (not a regular file; links are never followed)")
                     elif mode.st_size > intake.MAX_FILE_BYTES:
                         left_out.append(f"{name} (over the size limit of {intake.MAX_FILE_BYTES:,} bytes)")
                     else:
-                        shutil.copyfile(folder / name, dest / lms_file_name(name))
+                        shutil.copyfile(folder / name, dest / own_names[name])
                 item = Incoming(sid, dest, where)
                 if left_out:
                     item.problems.append(Problem(kind="bad_input", message=f"{len(left_out)} item(s) were left out",
