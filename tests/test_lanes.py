@@ -176,3 +176,17 @@ def test_the_demo_class_graded_in_lanes_is_graded_as_in_one(graded_demo, day09) 
         assert len(lanes.plan(day09, 2, session._target_costs)) == 2
         for student, (alone, folder) in graded_demo.items():
             assert seen(session.grade(ROOT / "submissions" / student)) == seen(alone), student
+
+
+def test_costs_come_from_a_grading_where_everything_passed_once_per_session(minispec, make_submission,
+                                                                           tmp_path) -> None:
+    with GradingSession(minispec, cache_folder=tmp_path / "cache") as session:
+        session.grade(make_submission({"blocks.py": WRONG}), "wrong")
+        assert not session._costs_file.exists()          # a wrong submission stops early where a right one works
+        session.grade(minispec.reference, "ref")
+        noted = session._costs_file.read_text()
+        assert set(lanes.load_costs(session._costs_file)) == {"SkipBlock", "double"}
+        session.grade(minispec.reference, "ref")
+        assert session._costs_file.read_text() == noted
+    with GradingSession(minispec, cache_folder=tmp_path / "cache") as later:
+        assert later._target_costs == lanes.load_costs(later._costs_file)   # read by the next session

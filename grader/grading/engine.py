@@ -29,7 +29,7 @@ from grader.intake.notebook.take import rules_for
 from grader.grading.plugin import GradingPlugin, SuiteError, assign_points
 from grader.grading.refcache import ReferenceCache
 from grader.grading.reference import load_reference
-from grader.results import Flag, Problem, SubmissionResult, TestResult
+from grader.results import Flag, Outcome, Problem, SubmissionResult, TestResult
 from grader.grading.sandbox import Sandbox, SandboxConfig
 from grader.spec import AssignmentSpec
 from grader.testing import ReferenceImplementation, StudentImplementation
@@ -81,6 +81,7 @@ class GradingSession:
         self._sandbox: Sandbox | None = sandbox
         self._costs_file = lanes_module.costs_file(self.reference_cache.path)
         self._target_costs = lanes_module.load_costs(self._costs_file)
+        self._costs_noted = False
 
     @property
     def sandbox(self) -> Sandbox:
@@ -234,13 +235,16 @@ class GradingSession:
         return SuiteRun.merge(runs)
 
     def _note_costs(self, results: list[TestResult]) -> None:
-        """Remember what each target cost (for balancing lanes), here and beside the reference's cache."""
+        """Remember what each target cost (for balancing lanes), here and beside the reference's cache: from the
+        session's first grading in which every test ran and passed (a wrong submission stops early where a right
+        one works through), once per session."""
+        if self._costs_noted or not results or any(r.outcome not in (Outcome.passed, Outcome.skipped) for r in results):
+            return
         costs: dict[str, float] = {}
         for r in results:
             costs[r.target] = costs.get(r.target, 0.0) + r.duration_s
-        if costs and costs != self._target_costs:
-            self._target_costs = costs
-            lanes_module.save_costs(self._costs_file, costs)
+        self._target_costs, self._costs_noted = costs, True
+        lanes_module.save_costs(self._costs_file, costs)
 
 
 @dataclass
