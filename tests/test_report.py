@@ -10,7 +10,7 @@ import pytest
 from resultfactory import make_result
 
 from grader.report import render_student, write_student_report
-from grader.report.html import STDOUT_LIMIT, clean_text, line_plot
+from grader.report.html import STDOUT_LIMIT, clean_text, comparison_view, line_plot
 from grader.results import Outcome
 
 SCRIPT = "<script>alert(1)</script>"
@@ -223,3 +223,11 @@ def test_result_without_tests():
     page = render_student(r)
     assert 'Score: </span>0<span class="of"> / 0 points' in page
     assert "No test failed." in page
+
+
+def test_the_architecture_comparison_does_not_depend_on_the_order_tests_ran_in():
+    rows = [{"model": "SimplifiedVGG", "params": 10, "ref_params": 10}, {"model": "Inception", "params": 5},
+            {"model": "ResNet-18", "params": 7, "ref_params": 8}, {"model": "mobileNet", "params": 3}]
+    table = comparison_view(rows)
+    assert [r["model"] for r in table] == ["Inception", "mobileNet", "ResNet-18", "SimplifiedVGG"]
+    assert comparison_view(list(reversed(rows))) == table
