@@ -150,11 +150,16 @@ def test_a_forked_grading_process_sees_its_lane_sandbox_alive(laned) -> None:
     assert laned._lane_sandbox(0).alive()   # started again for the next submission
 
 
-def test_a_submission_graded_alone_gets_one_lane_per_free_core(monkeypatch) -> None:
+def test_a_submission_graded_alone_gets_one_lane_per_free_core_and_memory_for_it(monkeypatch) -> None:
     from grader.classrun.executors import local
 
     monkeypatch.delenv(local.ENV_LANES, raising=False)
     monkeypatch.setattr(local, "usable_cores", lambda: 2)
+    monkeypatch.setattr(local, "available_memory_mb", lambda: 16_000)
+    assert local.lanes_for_one(threads=1, gpu=False) == 2
+    monkeypatch.setattr(local, "available_memory_mb", lambda: local.LANE_MEMORY_MB + 100)
+    assert local.lanes_for_one(threads=1, gpu=False) == 1   # a second sandbox would not fit in memory
+    monkeypatch.setattr(local, "available_memory_mb", lambda: None)
     assert local.lanes_for_one(threads=1, gpu=False) == 2
     assert local.lanes_for_one(threads=2, gpu=False) == 1   # GRADER_THREADS=2 takes both cores
     assert local.lanes_for_one(threads=1, gpu=True) == 1    # one submission holds the GPU whole

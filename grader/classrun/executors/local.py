@@ -52,11 +52,25 @@ def threads_per_worker() -> int:
         return 1
 
 
+LANE_MEMORY_MB = 1536   # a lane's zygote and worker: about 0.7 GB peak each (docs/operations.md)
+
+
+def available_memory_mb() -> int | None:
+    """``MemAvailable`` from ``/proc/meminfo``, in MiB; None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def lanes_for_one(threads: int, gpu: bool) -> int:
-    """How many sandboxes grade a submission graded alone: ``$GRADER_LANES``, else one per ``threads`` usable
-    cores, at most ``MAX_LANES``; one with the GPU (one submission holds it whole). Each lane grades part of
-    the suite at the same time (``grader.grading.lanes``); more than two bought little past the start-up
-    each lane's zygote costs."""
+    """How many sandboxes grade a submission graded alone (``grader.grading.lanes``): ``$GRADER_LANES``, else
+    one per ``threads`` usable cores, at most ``MAX_LANES`` (two: what was measured) and no more than the
+    free memory holds at ``LANE_MEMORY_MB`` each; one with the GPU (one submission holds it whole)."""
     if gpu:
         return 1
     try:
@@ -65,7 +79,11 @@ def lanes_for_one(threads: int, gpu: bool) -> int:
         explicit = 0
     if explicit > 0:
         return explicit
-    return max(1, min(MAX_LANES, usable_cores() // max(1, threads)))
+    lanes = min(MAX_LANES, usable_cores() // max(1, threads))
+    free = available_memory_mb()
+    if free is not None:
+        lanes = min(lanes, free // LANE_MEMORY_MB)
+    return max(1, lanes)
 
 
 def cuda_usable() -> bool:
