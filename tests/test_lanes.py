@@ -195,3 +195,27 @@ def test_costs_come_from_a_grading_where_everything_passed_once_per_session(mini
         assert session._costs_file.read_text() == noted
     with GradingSession(minispec, cache_folder=tmp_path / "cache") as later:
         assert later._target_costs == lanes.load_costs(later._costs_file)   # read by the next session
+
+
+def test_a_lane_ends_with_the_process_that_forked_it() -> None:
+    """A grading process killed outright (SIGKILL, the OOM killer) takes its lanes' processes with it."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            pid, _ = lanes.start_in_fork(lambda: time.sleep(60))
+            os.write(write_end, str(pid).encode())
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    lane = int(os.read(read_end, 32))
+    os.close(read_end)
+    os.kill(middle, 9)
+    os.waitpid(middle, 0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{lane}") and \
+            open(f"/proc/{lane}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)
+    state = open(f"/proc/{lane}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{lane}") else "gone"
+    assert state in ("Z", "gone"), state

@@ -17,6 +17,7 @@ networks (targets with a dry-run input) counted four times.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pickle
@@ -116,6 +117,16 @@ def save_costs(path: Path, costs: dict[str, float]) -> None:
 
 # --------------------------------------------------------------------------- running a lane in a forked process
 
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class LaneFailed(Exception):
     """A lane's grading process ended without an answer (killed, or out of time)."""
 
@@ -124,11 +135,16 @@ def start_in_fork(work: Callable[[], Any]) -> tuple[int, int]:
     """Fork; the child runs ``work()`` and sends back its value, pickled (it is this grader's own process, forked
     from this one: it never runs student code, which runs in its sandbox). Returns (pid, read end)."""
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child; its result is what the tests check
         code = 0
         try:
             os.close(read_end)
+            # Ends with the process that forked it, even one killed outright: nobody would read its answer.
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 payload = pickle.dumps(("ok", work()))
