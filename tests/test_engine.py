@@ -170,3 +170,20 @@ def test_bonus_points_are_extra_credit(minicourse_copy):
         result = session.grade(minicourse_copy / "reference")
     assert result.max_score == 8 and result.score == 10
     assert [t.max_score for t in result.tests if t.category == "bonus"] == [2]
+
+
+def test_no_conftest_above_the_hidden_suite_configures_it(minicourse_copy, tmp_path):
+    """Only the suite's own conftest files are loaded: one in a folder above it (a course repository's own
+    tests, say) never runs while grading."""
+    from grader.grading.engine import GradingSession
+    from grader.spec import load_spec
+
+    marker = tmp_path / "loaded"
+    for folder in (minicourse_copy.parent, minicourse_copy):
+        (folder / "conftest.py").write_text(f"open({str(marker)!r}, 'a').write('{folder.name} ')\n"
+                                            "raise RuntimeError('a conftest outside the suite was loaded')\n")
+    spec = load_spec(minicourse_copy)
+    with GradingSession(spec) as session:
+        result = session.grade(spec.reference, "ref")
+    assert result.score == result.max_score
+    assert not marker.exists()

@@ -298,7 +298,10 @@ def run_suite(spec: AssignmentSpec, plugin: GradingPlugin) -> None:
     # per submission walking every object torch and the suite made. Off. So are the logging plugin (a handler
     # added and removed around every phase of every test) and assertion rewriting (the suite's modules compiled
     # again for every submission): hidden tests report through Mistake and check(), never a bare assert or a log.
-    args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests), "--import-mode=importlib",
+    # --confcutdir: the suite's own conftest.py files are loaded, never one in a folder above it (a course
+    # repository's, or the one of the tests around a course kept under them).
+    args = [str(spec.hidden_tests), "-c", str(SUITE_INI), "--rootdir", str(spec.hidden_tests),
+            "--confcutdir", str(spec.hidden_tests), "--import-mode=importlib",
             "-q", "-s", "--assert=plain", "-p", "no:logging",
             "-p", "no:unraisableexception", "-p", "no:threadexception"]
     log = io.StringIO()
