@@ -110,10 +110,6 @@ def session_for(spec_file: str, sandbox: Any = None, lanes: list[Any] | None = N
     return sessions[spec_file]
 
 
-def _sandboxes_of(session: Any) -> list[Any]:
-    return [b for b in [getattr(session, "_sandbox", None), *getattr(session, "_lanes", [])] if b is not None]
-
-
 def start_sandbox(settings: WorkerSettings, spec_file: str) -> Any:
     """Launch the sandbox of this process's session for ``spec_file`` without waiting for it: its zygote
     imports torch while this process imports its own (the sandbox module itself needs neither torch nor the
@@ -134,7 +130,7 @@ def close_sessions(hard: bool = False) -> None:
     while _SESSIONS:
         _, session = _SESSIONS.popitem()
         if hard:   # the zygotes may be mid-request: end them first so close() does not wait on them
-            for box in _sandboxes_of(session):
+            for box in session.sandboxes:
                 proc = getattr(box, "proc", None)
                 if proc is not None:
                     with contextlib.suppress(OSError):
@@ -147,7 +143,7 @@ def _sandbox_cgroups() -> list[str]:
     """The cgroups of this process's sandboxes, so the parent can remove them if this process is killed."""
     paths = []
     for session in _SESSIONS.values() if _SESSIONS_PID == os.getpid() else ():
-        for box in _sandboxes_of(session):
+        for box in session.sandboxes:
             cgroups = getattr(box, "cgroups", None)
             paths += [str(p) for p in getattr(cgroups, "paths", None) or []]
     return paths

@@ -49,11 +49,7 @@ class GradingSession:
         ``lanes``: more sandboxes of that configuration, for a submission graded alone on a machine with
         cores to spare: each grades part of the suite at the same time (``grader.grading.lanes``)."""
         try:
-            self._set_up(spec, threads, gpu, cache_folder, sandbox)
-            self._lanes: list[Sandbox] = list(lanes or [])
-            for lane in self._lanes:
-                if lane.config != self.sandbox_config:
-                    raise ValueError("a lane's sandbox was started with another configuration than this session's")
+            self._set_up(spec, threads, gpu, cache_folder, sandbox, list(lanes or []))
         except BaseException:
             for box in [sandbox, *(lanes or [])]:
                 if box is not None:
@@ -61,7 +57,7 @@ class GradingSession:
             raise
 
     def _set_up(self, spec: AssignmentSpec, threads: int, gpu: bool, cache_folder: Path | None,
-                sandbox: Sandbox | None) -> None:
+                sandbox: Sandbox | None, lanes: list[Sandbox]) -> None:
         self.spec = spec
         self.stand_in_source = spec.stand_ins.read_text(encoding="utf-8") if spec.stand_ins else None
         # The reference's probe results, computed once per suite version and kept on disk (grader.refcache).
@@ -76,9 +72,10 @@ class GradingSession:
         self.reference.memo.update(cached)
         self._saved_at = time.monotonic()
         self.sandbox_config = SandboxConfig.for_spec(spec, threads=threads, gpu=gpu)
-        if sandbox is not None and sandbox.config != self.sandbox_config:
-            raise ValueError("the sandbox given was started with another configuration than this session's")
+        if any(box is not None and box.config != self.sandbox_config for box in [sandbox, *lanes]):
+            raise ValueError("a sandbox given was started with another configuration than this session's")
         self._sandbox: Sandbox | None = sandbox
+        self._lanes = lanes
         self._costs_file = lanes_module.costs_file(self.reference_cache.path)
         self._target_costs = lanes_module.load_costs(self._costs_file)
         self._costs_noted = False
@@ -93,13 +90,16 @@ class GradingSession:
             self._sandbox = Sandbox(self.sandbox_config)
         return self._sandbox
 
+    @property
+    def sandboxes(self) -> list[Sandbox]:
+        """The sandboxes this session has started (its own and its lanes'), without starting any."""
+        return [box for box in [self._sandbox, *self._lanes] if box is not None]
+
     def close(self) -> None:
         self._save_reference_results()
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
-        while getattr(self, "_lanes", None):
-            self._lanes.pop().close()
+        for box in self.sandboxes:
+            box.close()
+        self._sandbox, self._lanes = None, []
 
     def _lane_sandbox(self, i: int) -> Sandbox:
         """The i-th extra lane's sandbox, started again if its zygote has ended."""
@@ -176,7 +176,6 @@ class GradingSession:
             artifacts=artifacts, notebook=intake.notebook,
         )
 
-
     def _run_part(self, sandbox: Sandbox, files: dict[str, bytes], targets: set[str] | None,
                   deadline: float) -> "SuiteRun":
         """Run the hidden suite (the tests of ``targets``, or all) against ``files`` in ``sandbox``."""
@@ -249,8 +248,8 @@ class GradingSession:
 
 @dataclass
 class SuiteRun:
-    """What one run of the hidden suite found, before points and mistakes: plain data, so that a lane's
-    forked grading process can send it back."""
+    """What one run of the hidden suite found, before points and mistakes: values only (results, report
+    sections, errors as text), so that a lane's forked grading process can send it back."""
 
     results: list[TestResult] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)
