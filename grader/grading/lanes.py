@@ -17,7 +17,6 @@ networks (targets with a dry-run input) counted four times.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import pickle
@@ -120,13 +119,6 @@ def save_costs(path: Path, costs: dict[str, float]) -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def _prctl(option: int, value: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 class LaneFailed(Exception):
     """A lane's grading process ended without an answer (killed, or out of time)."""
 
@@ -134,6 +126,8 @@ class LaneFailed(Exception):
 def start_in_fork(work: Callable[[], Any]) -> tuple[int, int]:
     """Fork; the child runs ``work()`` and sends back its value, pickled (it is this grader's own process, forked
     from this one: it never runs student code, which runs in its sandbox). Returns (pid, read end)."""
+    from grader.worker.zygote import _prctl   # the sandbox's own prctl call, imported before the fork
+
     read_end, write_end = os.pipe()
     parent = os.getpid()
     pid = os.fork()
