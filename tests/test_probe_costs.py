@@ -162,3 +162,62 @@ def test_probes_that_overwrite_or_ignore_the_weights_answer_as_with_random_init(
         monkeypatch.setattr(module, "build_without_random_init", lambda build: build())
     drawn = PROBES[name](WithDropout, **params)
     assert _same(skipped, drawn), (skipped, drawn)
+
+
+# --------------------------------------------------------------------------- FLOPs without batch norm's decomposition
+
+class BatchNormNet(nn.Module):
+    """Batch norm in each of the ways a submission calls it, between the ops FLOPs are counted for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.bn_no_stats = nn.BatchNorm2d(8, track_running_stats=False)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn_no_stats(F.relu(self.bn(self.conv(x))))
+        y = F.batch_norm(y, torch.zeros(8, device=x.device), torch.ones(8, device=x.device), training=False)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1) @ torch.eye(8, device=x.device))
+
+
+def _counts(counter_factory, model: nn.Module, train: bool, device: str) -> tuple[int, dict]:
+    model = model.to(device).train(train)
+    with torch.no_grad(), counter_factory() as counter:
+        model(torch.zeros(2, 3, 8, 8, device=device))
+    return counter.get_total_flops(), {k: dict(v) for k, v in counter.get_flop_counts().items()}
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_the_flop_counter_counts_what_flop_counter_mode_counts(train: bool, device: str) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import torchvision
+
+    for model in (BatchNormNet(), torchvision.models.resnet18(num_classes=10)):
+        plain = _counts(lambda: FlopCounterMode(display=False), model, train, device)
+        ours = _counts(cost.flop_counter, model, train, device)
+        assert plain[0] > 0
+        assert ours == plain
+
+
+def test_the_flop_counter_does_not_decompose_batch_norm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    decomposed: list[str] = []
+    original = torch._ops.OpOverload.decompose
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        decomposed.append(str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch._ops.OpOverload, "decompose", spy)
+    for train in (False, True):
+        _counts(lambda: FlopCounterMode(display=False), BatchNormNet(), train, "meta")
+    assert any("batch_norm" in op for op in decomposed)  # what the plain counter does, costing 2-3 ms a call
+    decomposed.clear()
+    for train in (False, True):
+        _counts(cost.flop_counter, BatchNormNet(), train, "meta")
+    assert decomposed and not any("batch_norm" in op for op in decomposed)
