@@ -66,13 +66,29 @@ def test_execution_trace_is_the_cpu_trace(cls: type) -> None:
     assert [row["type"] for row in cpu["layers"]] == ["Conv2d", "BatchNorm2d", "Linear"]
 
 
+@pytest.mark.parametrize("cls", [Net, NeedsValues, DecidesOnData])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_forward_shape_is_the_cpu_shape(cls: type, mode: str) -> None:
+    cpu = behaviour._forward_shape(cls, [2, 3, 8, 8], mode, on_meta=False)
+    assert PROBES["forward_shape"](cls, input_shape=[2, 3, 8, 8], mode=mode) == cpu == {"shape": [2, 4], "dtype": "float32"}
+
+
+def test_forward_shape_runs_on_the_meta_device_when_it_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    devices: list[str] = []
+    monkeypatch.setattr(behaviour, "call", lambda model, x: (devices.append(x.device.type), model(x))[1])
+    PROBES["forward_shape"](Net, input_shape=[2, 3, 8, 8])
+    PROBES["forward_shape"](DecidesOnData, input_shape=[2, 3, 8, 8])
+    assert devices == ["meta", "meta", "cpu"]   # a forward that branches on the data runs again on the CPU
+
+
 def test_a_forward_that_fails_everywhere_fails_with_the_cpu_error() -> None:
     class Broken(Net):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(torch.flatten(x, 1))  # 3 x 8 x 8 = 192 features into Linear(8, 4)
 
-    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
-        PROBES["execution_trace"](Broken, input_shape=[2, 3, 8, 8])
+    for name in ("execution_trace", "forward_shape"):
+        with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+            PROBES[name](Broken, input_shape=[2, 3, 8, 8])
 
 
 def test_fused_adam_takes_the_steps_plain_adam_takes() -> None:

@@ -23,10 +23,29 @@ from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, a
 
 @probe
 def forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str = "eval") -> dict[str, Any]:
-    model = as_module(build_without_random_init(build))
+    """The output's shape and dtype after one no-grad forward of a float32 input.
+
+    Only the shape and dtype are read, so the forward runs on the meta device (no
+    weights initialised, no arithmetic); a model that cannot run there runs on the
+    CPU, so an error is the one the CPU gives.
+    """
+    try:
+        return _forward_shape(build, input_shape, mode, on_meta=True)
+    except Exception:  # noqa: BLE001 - run again on the CPU
+        return _forward_shape(build, input_shape, mode, on_meta=False)
+
+
+def _forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str, on_meta: bool) -> dict[str, Any]:
+    if on_meta:
+        with torch.device("meta"):
+            model = as_module(build())
+        x = torch.empty(*input_shape, device="meta")
+    else:
+        model = as_module(build_without_random_init(build))
+        x = make_input(input_shape, dtype=torch.float32)
     _train(model, mode == "train")
     with torch.no_grad():
-        out = output_tensor(call(model, make_input(input_shape, dtype=torch.float32)))
+        out = output_tensor(call(model, x))
     return {"shape": list(out.shape), "dtype": str(out.dtype).replace("torch.", "")}
 
 
