@@ -237,3 +237,76 @@ def test_the_flop_counter_does_not_decompose_batch_norm(monkeypatch: pytest.Monk
     for train in (False, True):
         _counts(cost.flop_counter, BatchNormNet(), train, "meta")
     assert decomposed and not any("batch_norm" in op for op in decomposed)
+
+
+# --------------------------------------------------------------------------- float32 where only a property is read
+
+class LeaksInEval(Net):
+    """Batch statistics in eval mode: one sample's output depends on the others."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.batch_norm(self.conv(x), None, None, self.bn.weight, self.bn.bias, training=True)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.relu(y), 1), 1))
+
+
+class DropoutAlwaysOn(Net):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(super().forward(x), 0.5, training=True)
+
+
+class UnusedLayer(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = nn.Linear(8, 8)
+
+
+class SoftmaxOut(Net):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(super().forward(x), dim=1)
+
+
+class ChangesItsInput(Net):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.relu_()
+        return super().forward(x)
+
+
+PROPERTY_PROBES = [("gradient_flow", {"input_shape": [2, 3, 8, 8]}),
+                   ("batch_independence", {"input_shape": [3, 3, 8, 8]}),
+                   ("dropout_profile", {"input_shape": [2, 3, 8, 8]}),
+                   ("stochasticity", {"input_shape": [2, 3, 8, 8]}),
+                   ("logits_check", {"input_shape": [2, 3, 8, 8]}),
+                   ("input_mutation", {"input_shape": [2, 3, 8, 8]})]
+PROPERTY_CASES = [Net, WithDropout, LeaksInEval, DropoutAlwaysOn, UnusedLayer, SoftmaxOut, ChangesItsInput]
+
+
+def _same_property(a: object, b: object, random: bool) -> bool:
+    """Equal, except that a float has to be zero on both sides or neither, and agree to float32's precision
+    unless the forward draws random numbers (float32 and float64 draw different dropout masks)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_property(a[k], b[k], random) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_property(x, y, random) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return (a == 0) == (b == 0) and (random or a == pytest.approx(b, rel=1e-4))
+    return a == b
+
+
+def _answer(name: str, cls: type, params: dict) -> object:
+    try:
+        return PROBES[name](cls, **params)
+    except Exception as e:  # noqa: BLE001 - a failing forward is an answer too
+        return {"raised": f"{type(e).__name__}: {e}"}
+
+
+@pytest.mark.parametrize("name,params", PROPERTY_PROBES, ids=[n for n, _ in PROPERTY_PROBES])
+def test_property_probes_answer_in_float32_as_in_float64(name: str, params: dict,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert behaviour.PROPERTY_DTYPE == torch.float32
+    answers = {cls.__name__: _answer(name, cls, params) for cls in PROPERTY_CASES}
+    monkeypatch.setattr(behaviour, "PROPERTY_DTYPE", torch.float64)
+    for cls in PROPERTY_CASES:
+        random = cls in (WithDropout, DropoutAlwaysOn)
+        assert _same_property(answers[cls.__name__], _answer(name, cls, params), random), cls.__name__
+    # the cases differ where the probe looks, so the comparison above compares something
+    assert len({repr(a) for a in answers.values()}) > 1

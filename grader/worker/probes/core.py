@@ -91,9 +91,10 @@ def _cached_keyed_values(fam: str, role: str, shape: tuple[int, ...]) -> torch.T
 
 
 @torch.no_grad()
-def keyed_fill(model: nn.Module) -> None:
-    """Fill every floating parameter and buffer with keyed values, in float64."""
-    _to(model, torch.float64)
+def keyed_fill(model: nn.Module, dtype: torch.dtype = torch.float64) -> None:
+    """Fill every floating parameter and buffer with keyed values, in ``dtype``: float64 where outputs are
+    compared with the reference's, float32 (twice as fast on a CPU) where only a property is read."""
+    _to(model, dtype)
     for _, module in _named_modules(model):
         fam = family(module)
         for store in (module._parameters, module._buffers):
