@@ -310,3 +310,74 @@ def test_property_probes_answer_in_float32_as_in_float64(name: str, params: dict
         assert _same_property(answers[cls.__name__], _answer(name, cls, params), random), cls.__name__
     # the cases differ where the probe looks, so the comparison above compares something
     assert len({repr(a) for a in answers.values()}) > 1
+
+
+# --------------------------------------------------------------------------- batch norm on the meta device
+
+def _meta_bn_args(shape: tuple, dtype: torch.dtype, affine: bool, stats: bool, training: bool,
+                  channels_last: bool, stat_dtype: torch.dtype | None = None, channels: int | None = None) -> tuple:
+    x = torch.empty(shape, dtype=dtype, device="meta")
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    c = shape[1] if channels is None else channels
+    per_channel = (lambda: torch.empty(c, dtype=stat_dtype or dtype, device="meta"))
+    return (x, per_channel() if affine else None, per_channel() if affine else None,
+            per_channel() if stats else None, per_channel() if stats else None, training, 0.1, 1e-5)
+
+
+def _described(out: tuple) -> list:
+    return [(tuple(t.shape), t.dtype, t.stride(), t.device.type) for t in out]
+
+
+FAST_CASES = [dict(shape=s, dtype=d, affine=a, stats=st, training=tr, channels_last=cl)
+              for s in [(2, 8, 5, 5), (2, 8), (3, 4, 6), (1, 3, 2, 2, 2)]
+              for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+              for a in (True, False) for st in (True, False) for tr in (True, False)
+              for cl in ((False, True) if len(s) == 4 else (False,))
+              if st or tr]
+
+
+@pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_meta_batch_norm_is_made_as_its_meta_kernel_makes_it(case: dict) -> None:
+    from grader.worker.probes.core import _meta_batch_norm
+
+    args = _meta_bn_args(**case)
+    made = _meta_batch_norm(args, {})
+    assert made is not None
+    assert _described(made) == _described(torch.ops.aten.native_batch_norm.default(*args))
+
+
+@pytest.mark.parametrize("odd", [dict(channels=4), dict(stat_dtype=torch.float64), dict(stats=False, training=False)],
+                         ids=["wrong-channels", "mixed-dtypes", "eval-without-stats"])
+def test_meta_batch_norm_leaves_other_cases_to_the_kernel(odd: dict) -> None:
+    from grader.worker.probes.core import _meta_batch_norm
+
+    case = dict(shape=(2, 8, 5, 5), dtype=torch.float32, affine=True, stats=True, training=False, channels_last=False)
+    args = _meta_bn_args(**{**case, **odd})
+    assert _meta_batch_norm(args, {}) is None
+    x = args[0]
+    assert _meta_batch_norm((x[:, :, ::2], *args[1:]), {}) is None   # not dense
+
+
+def test_meta_probes_answer_as_with_the_batch_norm_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    from grader.worker.probes import core
+
+    class WrongChannels(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(4)   # 8 channels come in: the kernel's error, on the meta device and the CPU
+
+    builds = [Net, WrongChannels, lambda: torchvision.models.resnet18(num_classes=10)]
+    calls = [("forward_shape", {"input_shape": [2, 3, 16, 16]}), ("forward_shape", {"input_shape": [2, 3, 16, 16], "mode": "train"}),
+             ("meta_forward", {"input_shape": [2, 3, 16, 16]}), ("execution_trace", {"input_shape": [2, 3, 16, 16]}),
+             ("meta_cost", {"input_shape": [1, 3, 16, 16]})]
+    answers = [_answer(name, build, params) for name, params in calls for build in builds]
+    made: list[int] = []
+    original = core._meta_batch_norm
+    monkeypatch.setattr(core, "_meta_batch_norm", lambda args, kwargs: made.append(1) or original(args, kwargs))
+    assert [_answer(name, build, params) for name, params in calls for build in builds] == answers
+    assert made   # the fast path ran
+    monkeypatch.setattr(core, "_meta_batch_norm", lambda args, kwargs: None)
+    assert [_answer(name, build, params) for name, params in calls for build in builds] == answers

@@ -10,6 +10,7 @@ stack; how dropout behaves; a function target's return value.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, as_module, build_without_random_init,
-                   call, keyed_fill, make_input, output_tensor, plain, probe, set_dropout, to_numpy)
+                   call, fast_meta_batch_norm, keyed_fill, make_input, output_tensor, plain, probe, set_dropout, to_numpy)
 
 
 # The dtype of the probes that read a property of the forward (which parameters get a gradient, whether samples
@@ -50,7 +51,7 @@ def _forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str, 
         model = as_module(build_without_random_init(build))
         x = make_input(input_shape, dtype=torch.float32)
     _train(model, mode == "train")
-    with torch.no_grad():
+    with torch.no_grad(), (fast_meta_batch_norm() if on_meta else contextlib.nullcontext()):
         out = output_tensor(call(model, x))
     return {"shape": list(out.shape), "dtype": str(out.dtype).replace("torch.", "")}
 
@@ -126,7 +127,7 @@ def meta_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, 
     model = as_module(build_without_random_init(build))
     _to(model, "meta")
     _train(model, False)
-    with torch.no_grad():
+    with torch.no_grad(), fast_meta_batch_norm():
         out = output_tensor(call(model, torch.empty(*input_shape, device="meta")))
     return {"shape": list(out.shape), "device": str(out.device)}
 

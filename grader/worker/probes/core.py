@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 # Captured before any student module is imported, so that monkeypatching the
@@ -220,6 +221,49 @@ def build_without_random_init(build: Callable[[], Any]) -> Any:
     finally:
         for name, fn in before.items():
             setattr(init, name, fn)
+
+
+def _meta_batch_norm(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...] | None:
+    """``aten.native_batch_norm``'s outputs on the meta device, made directly; None where the case is not the
+    plain one (then the op's own meta kernel runs, with whatever it raises)."""
+    if kwargs or len(args) != 8:
+        return None
+    x, weight, bias, running_mean, running_var, training = args[:6]
+    if not isinstance(x, torch.Tensor) or x.device.type != "meta" or x.dim() < 2 or not x.is_floating_point():
+        return None
+    if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))):
+        return None
+    channels = x.shape[1]
+    for t in (weight, bias, running_mean, running_var):
+        if t is not None and not (isinstance(t, torch.Tensor) and t.device.type == "meta" and t.dim() == 1
+                                  and t.shape[0] == channels and t.dtype == x.dtype):
+            return None
+    if not isinstance(training, bool) or (not training and (running_mean is None or running_var is None)):
+        return None
+    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    return (torch.empty_like(x), torch.empty(channels, dtype=stats_dtype, device="meta"),
+            torch.empty(channels, dtype=stats_dtype, device="meta"))
+
+
+class FastMetaBatchNorm(TorchDispatchMode):
+    """A dispatch mode under which batch norm on the meta device costs microseconds.
+
+    Its meta kernel is a Python decomposition (about 30 operations, 1.5-2 ms a call):
+    nine tenths of a ResNet-18 forward on the meta device. For the plain case (a dense
+    input, per-channel tensors of its dtype) the outputs' shapes, dtypes and strides
+    are made directly, as that kernel makes them; any other case runs the kernel.
+    """
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten.native_batch_norm.default:
+            made = _meta_batch_norm(args, kwargs or {})
+            if made is not None:
+                return made
+        return func(*args, **(kwargs or {}))
+
+
+def fast_meta_batch_norm() -> FastMetaBatchNorm:
+    return FastMetaBatchNorm()
 
 
 def build_for_structure(build: Callable[[], Any]) -> Any:
