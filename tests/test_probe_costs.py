@@ -381,3 +381,36 @@ def test_meta_probes_answer_as_with_the_batch_norm_kernel(monkeypatch: pytest.Mo
     assert made   # the fast path ran
     monkeypatch.setattr(core, "_meta_batch_norm", lambda args, kwargs: None)
     assert [_answer(name, build, params) for name, params in calls for build in builds] == answers
+
+
+class Float64Model(Net):
+    def __init__(self) -> None:
+        super().__init__()
+        self.double()
+
+
+class Float64Linear(Net):
+    """A float64 layer the meta device would let a float32 input through (the CPU refuses it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("cls", [Float64Model, Float64Linear])
+def test_forward_shape_of_a_model_not_all_float32_is_the_cpu_answer(cls: type) -> None:
+    with pytest.raises(RuntimeError) as cpu_error:
+        behaviour._forward_shape(cls, [2, 3, 8, 8], "eval", on_meta=False)
+    with pytest.raises(RuntimeError) as error:
+        PROBES["forward_shape"](cls, input_shape=[2, 3, 8, 8])
+    assert str(error.value) == str(cpu_error.value)
+
+
+def test_forward_shape_under_a_changed_default_dtype_is_the_cpu_answer() -> None:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)   # what a submission may do at import
+    try:
+        with pytest.raises(RuntimeError, match="should be the same"):
+            PROBES["forward_shape"](Net, input_shape=[2, 3, 8, 8])
+    finally:
+        torch.set_default_dtype(previous)

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, as_module, build_without_random_init,
-                   call, fast_meta_batch_norm, keyed_fill, make_input, output_tensor, plain, probe, set_dropout, to_numpy)
+from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module,
+                   build_without_random_init, call, fast_meta_batch_norm, keyed_fill, make_input, output_tensor, plain,
+                   probe, set_dropout, to_numpy)
 
 
 # The dtype of the probes that read a property of the forward (which parameters get a gradient, whether samples
@@ -34,7 +35,9 @@ def forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str = 
 
     Only the shape and dtype are read, so the forward runs on the meta device (no
     weights initialised, no arithmetic); a model that cannot run there runs on the
-    CPU, so an error is the one the CPU gives.
+    CPU, so an error is the one the CPU gives. So does a model with a tensor that
+    is not float32 (a default dtype changed, a ``.double()``): the meta device
+    lets some mixed-dtype operations through that the CPU refuses.
     """
     try:
         return _forward_shape(build, input_shape, mode, on_meta=True)
@@ -46,7 +49,12 @@ def _forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str, 
     if on_meta:
         with torch.device("meta"):
             model = as_module(build())
-        x = torch.empty(*input_shape, device="meta")
+        tensors = [t for _, t in _named_parameters(model)] + [b for m in _modules_of(model) for b in m._buffers.values()
+                                                               if b is not None]
+        if torch.get_default_dtype() != torch.float32 or any(t.is_floating_point() and t.dtype != torch.float32
+                                                             for t in tensors):
+            raise ProbeFailure("not all float32: measured on the CPU")
+        x = torch.empty(*input_shape, dtype=torch.float32, device="meta")
     else:
         model = as_module(build_without_random_init(build))
         x = make_input(input_shape, dtype=torch.float32)
