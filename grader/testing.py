@@ -17,8 +17,10 @@ the whole run. Points come from the assignment's rubric, never from the test.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,8 +29,6 @@ import pytest
 from grader.grading.client import SubmissionError, WorkerClient, current_test
 from grader.grading.isolation import Isolation
 from grader.spec import AssignmentSpec
-from grader.worker import probes as probe_library
-from grader.worker import standins
 
 __all__ = ["grade", "Mistake", "SubmissionError", "check", "check_equal", "commas", "Built",
            "StudentImplementation", "ReferenceImplementation"]
@@ -105,7 +105,8 @@ class Built:
     stand_ins: tuple[str, ...] = ()
 
     def probe(self, name: str, *, timeout: float | None = None, **params: Any) -> dict[str, Any]:
-        if name not in probe_library.PROBES:
+        known = self.impl.probe_names()
+        if known is not None and name not in known:
             raise KeyError(f"no probe named {name!r}")
         return self.impl.run_probe(self, name, params, timeout)
 
@@ -113,9 +114,27 @@ class Built:
         return _call_text(self.target, self.args, self.kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def cuda_available() -> bool:
+    """Whether this machine has a CUDA GPU torch can use: for a test that needs one to skip itself without.
+    Asked without importing torch here where there is none, and without starting CUDA in this process."""
+    from grader.grading.gpu import cuda_usable
+
+    return cuda_usable()
+
+
 class Implementation:
     spec: AssignmentSpec
     isolation: Isolation | None = None
+
+    def probe_names(self) -> frozenset[str] | None:
+        """The probe library's names, where this process has imported it (None: checked where it is used).
+
+        The grading process imports the library (and torch with it, about a second) only to compute a
+        reference result that is neither memoised nor cached.
+        """
+        library = sys.modules.get("grader.worker.probes")
+        return frozenset(library.PROBES) if library is not None else None
 
     def _built(self, target: str, args: tuple, kwargs: dict, construct: bool = True) -> Built:
         stand_ins = self.isolation.stand_ins_for(target, args, kwargs, construct) if self.isolation else ()
@@ -177,6 +196,10 @@ class StudentImplementation(Implementation):
                 return SubmissionError(first.kind, f"{first.message} (first seen{where}; not run again, "
                                        "so the time limit is charged once)", first.traceback)
         return None
+
+    def probe_names(self) -> frozenset[str] | None:
+        """Also, without the library here: the names the sandbox's zygote imported (it says them when ready)."""
+        return super().probe_names() or getattr(self.client.sandbox, "probe_names", None) or None
 
     @property
     def gpu(self) -> bool:
@@ -277,6 +300,10 @@ class ReferenceImplementation(Implementation):
         if key not in self.memo:
             import torch
 
+            from grader.worker import probes as probe_library
+
+            if name not in probe_library.PROBES:
+                raise KeyError(f"no probe named {name!r}")
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # the reference runs once per run; never compete with the sandbox for cores
             try:
@@ -296,6 +323,8 @@ class ReferenceImplementation(Implementation):
     def _substitution(self, stand_ins: tuple[str, ...]) -> Any:
         if not stand_ins or self.stand_in_source is None:
             return contextlib.nullcontext()
+        from grader.worker import standins
+
         originals = {name: getattr(self.modules[self.spec.target(name).file], name) for name in stand_ins}
         return standins.Substitution(self.modules.values(), originals, standins.load(self.stand_in_source))
 

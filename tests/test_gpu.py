@@ -9,7 +9,6 @@ with the reason in the student's report.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,21 +39,14 @@ def test_without_the_gpu_the_gpu_checks_are_skipped_with_their_reason_in_the_rep
 
 
 def test_on_a_run_with_the_gpu_a_worker_hiding_cuda_fails_the_gpu_test_and_its_points_stay(monkeypatch):
-    """The GPU simulated on the trusted side: this process says CUDA is available and the sandbox is started
-    with the GPU, while the worker (a submission patching torch.cuda.is_available; here no device exists
-    at all) answers that it is not. The GPU test fails, and the device points are not moved to the meta test."""
-    import torch
-
+    """The GPU simulated on the trusted side: the suite's gates (grader.testing.cuda_available) say the
+    machine has one and the sandbox is started with the GPU, while the worker (a submission patching
+    torch.cuda.is_available; here no device exists at all) answers that it is not. The GPU test fails, and
+    the device points are not moved to the meta test."""
+    import grader.testing
     from grader.grading.engine import GradingSession
 
-    really_available = torch.cuda.is_available
-
-    def available_to_the_suites_gpu_gate() -> bool:
-        # The suite decides whether the machine has a GPU in its cuda_gpu / need_cuda gates; the reference's own
-        # probes keep running on the CPU.
-        return sys._getframe(1).f_code.co_name in ("cuda_gpu", "need_cuda") or really_available()
-
-    monkeypatch.setattr(torch.cuda, "is_available", available_to_the_suites_gpu_gate)
+    monkeypatch.setattr(grader.testing, "cuda_available", lambda: True)   # the reference's probes stay on the CPU
     spec = find_spec("day09")
     with GradingSession(spec, gpu=True) as session:
         result = session.grade(ROOT / "tests" / "attacks" / "hidden_cuda", "hidden_cuda", targets={"ModernCNN"})

@@ -224,3 +224,29 @@ def test_where_the_cache_lives(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert refcache.cache_dir() == tmp_path / "home" / ".cache" / "cnn-grader"
+
+
+def test_a_grading_that_finds_every_result_cached_never_imports_torch(tmp_path):
+    """torch (about a second to import) is the sandbox's: the grading process imports it only to compute a
+    reference result that is neither memoised nor cached. `grader run` of Day 9's reference, once to fill the
+    cache and once more in a fresh process: the second never imports torch, and grades the same."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom grader.cli import main\ncode = main(sys.argv[1:])\n"
+            "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))\n")
+    submission = ROOT / "reference" / "day09"
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"out-{i}"
+        proc = subprocess.run([sys.executable, "-c", code, "run", str(submission), "--out", str(out), "--jobs", "1"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append((json.loads(proc.stdout.strip().splitlines()[-1]),
+                     json.loads((out / "day09" / "results.json").read_text(encoding="utf-8"))))
+    (first, first_results), (second, second_results) = runs
+    assert first["code"] == second["code"] == 0
+    assert second["torch"] is False
+    assert [(t["name"], t["score"], t.get("output")) for t in second_results["tests"]] == \
+        [(t["name"], t["score"], t.get("output")) for t in first_results["tests"]]
+    assert second_results["score"] == first_results["score"] > 0

@@ -140,6 +140,26 @@ def client(sandbox):
 # --------------------------------------------------------------------------- the view
 
 @needs_bwrap
+def test_the_zygote_names_its_probes(sandbox: Sandbox) -> None:
+    from grader.worker.probes import PROBES
+
+    assert sandbox.probe_names == frozenset(PROBES) and "keyed_forward" in sandbox.probe_names
+
+
+def test_an_unknown_probe_is_the_suites_error_without_the_library_here(sandbox: Sandbox, client: WorkerClient,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grading process may not have imported the probe library (it imports torch); a name the sandbox's
+    library lacks is still the suite's KeyError, never sent to the worker as the student's failure."""
+    from grader.spec import find_spec
+    from grader.testing import Built, StudentImplementation
+
+    monkeypatch.delitem(sys.modules, "grader.worker.probes")
+    impl = StudentImplementation(client, find_spec("day09"), 10.0)
+    assert impl.probe_names() == sandbox.probe_names
+    with pytest.raises(KeyError, match="no probe named 'keyed_forwrd'"):
+        Built(impl, "ResidualBlock", (8, 8), {}).probe("keyed_forwrd", input_shape=[1, 8, 4, 4])
+
+
 def test_the_view_holds_nothing_of_the_grader(client: WorkerClient) -> None:
     secret = [ROOT / "grader", ROOT / "grader" / "grading" / "engine.py", ROOT / "courses", ROOT / "reference",
               ROOT / "tests", ROOT / "submissions", ROOT / "tests" / "fixtures" / "minicourse" / "hidden",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -63,12 +64,13 @@ def configure_worker(settings: WorkerSettings) -> None:
     """Called once in a grading process before its first job (the local executor does it after fork)."""
     global _SETTINGS
     _SETTINGS = settings
-    import torch
-
     # The grading process only runs the reference's probes (memoised) and waits on its sandbox, so one
     # thread is enough; more oversubscribes the cores its sandbox needs, and an OpenMP pool inherited
-    # through fork from a parent that already ran tensor code deadlocks on first use.
-    torch.set_num_threads(1)
+    # through fork from a parent that already ran tensor code deadlocks on first use. torch itself is
+    # imported here only if the parent had it: a grading that finds the reference's results cached needs none.
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def spec_for(spec_file: str) -> tuple[AssignmentSpec, str]:

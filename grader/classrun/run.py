@@ -12,7 +12,7 @@ result in ``DIR/<student>/``, the run and the scores in the gradebook, and the r
   in whatever process runs it, writes ``results.json``, ``grading.json`` and the
   report into ``DIR/<student>/`` (atomically) and returns a small summary;
 - an executor runs jobs: ``submit(job) -> Future`` (``executors.base``). The default, ``local``
-  (``executors.local``), imports torch, the engine and the reference here once, then forks N
+  (``executors.local``), imports the engine and the reference's results here once, then forks N
   grading processes (``executors.process``; before any tensor operation, and never after CUDA
   starts) that each keep one ``GradingSession``, so one sandbox zygote, for all their submissions;
 - the gradebook (``gradebook``) records the run and every student's score; ``summary`` holds

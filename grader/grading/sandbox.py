@@ -100,6 +100,7 @@ class Sandbox:
         self.seccomp = False
         self.seccomp_missing: str | None = None
         self.namespaces: str | None = None
+        self.probe_names: frozenset[str] = frozenset()   # the zygote's probe library, named when it is ready
         self.proc: subprocess.Popen[bytes] | None = None
         self.control: socket.socket | None = None
         self._baseline: set[int] = set()
@@ -154,6 +155,7 @@ class Sandbox:
             raise SandboxError(f"worker failed to start: {e}; {err}") from None
         self._close_stderr()
         self.zygote_pid = hello.get("pid")
+        self.probe_names = frozenset(p for p in hello.get("probes") or () if isinstance(p, str))
         self.seccomp = bool(hello.get("seccomp")) and config.seccomp
         self.seccomp_missing = hello.get("seccomp_missing") if config.seccomp else None
         self.namespaces = hello.get("namespaces") if self.use_bwrap and config.namespaces else None

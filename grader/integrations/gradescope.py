@@ -345,7 +345,8 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
 
         spec = load_spec(source / config["spec"])
         # The container's CPUs serve one submission as `grader run` serves one: one torch thread per sandbox
-        # and the suite split into lanes, one sandbox each, all started before this process imports torch.
+        # and the suite split into lanes, one sandbox each. This process imports torch only to compute a
+        # reference result the bundle's cache lacks.
         threads = threads_per_worker()
         boxes: list[Sandbox] = []
         try:
@@ -353,11 +354,8 @@ def run_autograder(root: Path, started_at: float | None = None) -> int:
                 boxes.append(Sandbox(SandboxConfig.for_spec(spec, threads=threads), wait=False))
         except Exception:  # noqa: BLE001 - fewer lanes; with none, the session starts its sandbox and says why
             pass
-        import torch
-
         from grader.grading.engine import GradingSession
 
-        torch.set_num_threads(1)
         with tempfile.TemporaryDirectory(prefix="grader-ingest-") as staging, \
                 GradingSession(spec, threads=threads, cache_folder=source / REFERENCE_RESULTS,
                                sandbox=boxes[0] if boxes else None, lanes=boxes[1:]) as session:

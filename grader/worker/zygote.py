@@ -356,7 +356,9 @@ def main() -> None:
     me = os.getpid()
     host_proc = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     fresh = _namespaces_work(host_proc) if host_proc else None
-    protocol.send(control, {"ready": True, "pid": me, "seccomp": _seccomp_works(me),
+    from .probes import PROBES
+
+    protocol.send(control, {"ready": True, "pid": me, "probes": sorted(PROBES), "seccomp": _seccomp_works(me),
                             "seccomp_missing": seccomp_filter.missing(), "namespaces": fresh})
     devnull = os.open(os.devnull, os.O_WRONLY)  # nothing of the host stays open for a worker to inherit
     os.dup2(devnull, 2)

@@ -6,9 +6,11 @@ weights. When the student's outputs agree with one wrong version's to float64
 precision, in every configuration the suite probes, the student made that
 mistake: the suite names it (``cause``) and says what is wrong and where.
 
-The wrong versions are written here from the specification, each a small
-change to one computation; none of this module is sent to the sandbox. Their
-outputs are computed once per grading session and kept in the reference's memo.
+The wrong versions are written from the specification, each a small change to
+one computation, as the modules of ``catalogue_models``; neither module is sent
+to the sandbox. Their outputs are computed once per suite version and kept in
+the reference's memo and cache, so a grading that finds them there never imports
+torch here.
 Every entry has a case in ``tests/corpus/wrong/`` whose ``cause`` the audit
 checks.
 """
@@ -20,9 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from grader.testing import Mistake, SubmissionError
 
@@ -34,6 +33,20 @@ class Entry:
     cause: str
     says: str
     kind: str
+
+
+@dataclass(frozen=True)
+class Versions:
+    """A block's wrong versions: a class of ``catalogue_models`` built as ``cls(kind, *args)``. It is imported
+    (torch with it) only to compute an output that is neither memoised nor in the reference's cache."""
+
+    name: str
+    combines: bool = False   # two entries may be joined by "+": a structural one and another
+
+    def load(self) -> type:
+        import catalogue_models
+
+        return getattr(catalogue_models, self.name)
 
 
 @dataclass(frozen=True)
@@ -51,74 +64,6 @@ class Probe:
 
 
 # =========================================================================== ResidualBlock
-
-class _Residual(nn.Module):
-    """The block with one catalogued change, or two joined by "+" (a structural one and another)."""
-
-    combines = True
-
-    def __init__(self, kind: str, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.kind = kind
-        kinds = set(kind.split("+"))
-        self.kinds = kinds
-
-        def norm(c: int) -> nn.Module:
-            if "instance_norm" in kinds:
-                return nn.InstanceNorm2d(c)
-            if "instance_norm_affine" in kinds:
-                return nn.InstanceNorm2d(c, affine=True)
-            if "batchnorm1d" in kinds:
-                return nn.BatchNorm1d(c)
-            if "bn_batch_stats" in kinds:
-                return nn.BatchNorm2d(c, track_running_stats=False)
-            if "bn_momentum" in kinds:
-                return nn.BatchNorm2d(c, momentum=0.9)
-            return nn.BatchNorm2d(c)
-
-        bias = "conv_bias" in kinds
-        main_bias = bias or "main_conv_bias" in kinds
-        s1, s2 = (1, stride) if "stride_on_conv2" in kinds else (stride, 1)
-        self.c1 = nn.Conv2d(cin, cout, 3, s1, 1, bias=main_bias)
-        self.n1 = norm(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, s2, 1, bias=main_bias)
-        self.n2 = norm(cout)
-        rules = {"projection_channels_only": cin != cout, "projection_stride_only": stride != 1,
-                 "projection_never": False, "projection_always": True}
-        needed = next((rules[k] for k in sorted(kinds) if k in rules), stride != 1 or cin != cout)
-        if needed:
-            k = 3 if "projection_3x3" in kinds else 1
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=bias)]
-            if "projection_no_bn" not in kinds:
-                layers.append(norm(cout))
-            self.short: nn.Module = nn.Sequential(*layers)
-        else:
-            self.short = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kinds
-        act = F.relu6 if "relu6" in k else F.relu
-        if "relu_on_input" in k:
-            x = F.relu(x)
-        s = self.short(x)
-        h = self.n1(act(self.c1(x))) if "bn_after_relu" in k else act(self.n1(self.c1(x)))
-        if "add_before_bn2" in k:
-            return act(self.n2(self.c2(h) + s))
-        m = (self.n1 if "bn1_twice" in k else self.n2)((self.c1 if "conv1_twice" in k else self.c2)(h))
-        if "relu_before_add" in k:
-            return act(act(m) + s)
-        if "relu_before_add_no_final" in k:
-            return act(m) + s
-        if "no_final_relu" in k:
-            return m + s
-        if "no_skip" in k:
-            return act(m)
-        if "skip_twice" in k:
-            return act(m + 2 * s)
-        if "shortcut_called_twice" in k:
-            return act(m + s + self.short(x))
-        return act(m + s)
-
 
 RESIDUAL = [
     Entry("ResidualBlock.relu_before_add", "A ReLU runs on the main path right after bn2, before the shortcut is "
@@ -187,35 +132,6 @@ RESIDUAL_PROBES = [Probe(args, (2, 64, 8, 8)) for args in [(64, 64, 1), (64, 128
 
 # =========================================================================== DepthwiseSeparableConv
 
-class _Separable(nn.Module):
-    def __init__(self, kind: str, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.kind = kind
-
-        def norm(c: int) -> nn.Module:
-            return nn.InstanceNorm2d(c) if kind == "instance_norm" else nn.BatchNorm2d(c)
-
-        dw_bias = kind in ("conv_bias", "depthwise_bias")
-        pw_bias = kind in ("conv_bias", "pointwise_bias")
-        dw_out = cout if kind == "channel_multiplier" else cin
-        groups = 1 if kind == "no_groups" else cin
-        dw_stride, pw_stride = (1, stride) if kind == "stride_on_pointwise" else (stride, 1)
-        pw_kernel = 3 if kind == "pointwise_3x3" else 1
-        self.dw = nn.Conv2d(cin, dw_out, 3, dw_stride, 1, groups=groups, bias=dw_bias)
-        self.n1 = nn.Identity() if kind == "no_bn_depthwise" else norm(dw_out)
-        self.pw = nn.Conv2d(dw_out, cout, pw_kernel, pw_stride, pw_kernel // 2, bias=pw_bias)
-        self.n2 = nn.Identity() if kind == "no_bn_pointwise" else norm(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.kind
-        act = F.relu6 if k == "relu6" else F.relu
-        first = self.n1(act(self.dw(x))) if k == "bn_after_relu" else self.n1(self.dw(x))
-        if k not in ("bn_after_relu", "no_relu_depthwise"):
-            first = act(first)
-        second = self.n2(act(self.pw(first))) if k == "bn_after_relu" else self.n2(self.pw(first))
-        return second if k in ("no_relu_pointwise", "bn_after_relu") else act(second)
-
-
 SEPARABLE = [
     Entry("DepthwiseSeparableConv.no_groups", "The 3x3 convolution is a full convolution: without "
           "groups=in_channels it mixes all channels instead of filtering each channel on its own.", "no_groups"),
@@ -259,35 +175,6 @@ _BRANCH_NAMES = {"1": "the 1x1 branch", "3r": "the 3x3 branch's 1x1 reduction", 
                  "5r": "the 5x5 branch's 1x1 reduction", "5": "the 5x5 branch's 5x5 conv", "p": "the pool branch's 1x1 conv"}
 
 
-class _Inception(nn.Module):
-    def __init__(self, kind: str, cin: int, c1: int, r3: int, c3: int, r5: int, c5: int, pp: int) -> None:
-        super().__init__()
-        self.kind = kind
-        bias = kind != "no_bias"
-        self.b1 = nn.Conv2d(cin, c1, 1, bias=bias)
-        self.r3 = nn.Identity() if kind == "no_reduce_3x3" else nn.Conv2d(cin, r3, 1, bias=bias)
-        self.b3 = nn.Conv2d(cin if kind == "no_reduce_3x3" else r3, c3, 3, padding=1, bias=bias)
-        self.r5 = nn.Identity() if kind == "no_reduce_5x5" else nn.Conv2d(cin, r5, 1, bias=bias)
-        k5 = 3 if kind == "five_as_three" else 5
-        self.b5 = nn.Conv2d(cin if kind == "no_reduce_5x5" else r5, c5, k5, padding=k5 // 2, bias=bias)
-        self.pool = (nn.AvgPool2d(3, 1, 1) if kind == "avg_pool" else nn.MaxPool2d(3, 1, 1))
-        self.bp = nn.Identity() if kind == "no_pool_projection" else nn.Conv2d(cin, pp, 1, bias=bias)
-
-    def act(self, where: str, t: torch.Tensor) -> torch.Tensor:
-        if self.kind == f"no_relu_{where}" or (self.kind == "no_pool_projection" and where == "p"):
-            return t
-        if self.kind == "no_reduce_3x3" and where == "3r" or self.kind == "no_reduce_5x5" and where == "5r":
-            return t
-        return F.relu6(t) if self.kind == "relu6" else F.relu(t)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.act("1", self.b1(x))
-        b = self.act("3", self.b3(self.act("3r", self.r3(x))))
-        c = self.act("5", self.b5(self.act("5r", self.r5(x))))
-        d = self.act("p", self.bp(self.pool(x)))
-        return torch.cat([a, b, c, d], dim=1)
-
-
 INCEPTION = [
     Entry("InceptionModule.branch_kernel", "The 5x5 branch uses a 3x3 convolution; it needs a 5x5 convolution "
           "(with padding=2) to see a 5x5 window.", "five_as_three"),
@@ -310,29 +197,6 @@ INCEPTION_PROBES = [Probe((64, 32, 48, 64, 8, 16, 16), (2, 64, 9, 9)), Probe((16
 
 # =========================================================================== VGGBlock
 
-class _VGG(nn.Module):
-    def __init__(self, kind: str, cin: int, cout: int, n: int) -> None:
-        super().__init__()
-        self.kind = kind
-        layers: list[nn.Module] = []
-        c = cin
-        for i in range(n):
-            layers.append(nn.Conv2d(c, cout, 3, padding=0 if kind == "padding0" else 1, bias=kind != "no_bias"))
-            if kind == "batchnorm":
-                layers.append(nn.BatchNorm2d(cout))
-            if not (kind == "no_relu_last" and i == n - 1):
-                layers.append(nn.ReLU6() if kind == "relu6" else nn.ReLU())
-            if kind == "pool_every_conv" and i < n - 1:
-                layers.append(nn.MaxPool2d(2, 2))
-            if kind != "in_channels_not_updated":
-                c = cout
-        layers.append(nn.AvgPool2d(2, 2) if kind == "avg_pool" else nn.MaxPool2d(2, 2))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
 VGG = [
     Entry("VGGBlock.in_channels_not_updated", "Every convolution maps in_channels to out_channels; after the first "
           "one the feature maps have out_channels channels, so the later convolutions read out_channels.",
@@ -353,11 +217,11 @@ VGG = [
 VGG_PROBES = [Probe((3, 64, 2), (2, 3, 16, 16)), Probe((64, 128, 3), (2, 64, 8, 8)), Probe((8, 16, 1), (2, 8, 6, 6))]
 
 
-CATALOGUE: dict[str, tuple[type, list[Entry], list[Probe]]] = {
-    "ResidualBlock": (_Residual, RESIDUAL, RESIDUAL_PROBES),
-    "DepthwiseSeparableConv": (_Separable, SEPARABLE, SEPARABLE_PROBES),
-    "InceptionModule": (_Inception, INCEPTION, INCEPTION_PROBES),
-    "VGGBlock": (_VGG, VGG, VGG_PROBES),
+CATALOGUE: dict[str, tuple[Versions, list[Entry], list[Probe]]] = {
+    "ResidualBlock": (Versions("_Residual", combines=True), RESIDUAL, RESIDUAL_PROBES),
+    "DepthwiseSeparableConv": (Versions("_Separable"), SEPARABLE, SEPARABLE_PROBES),
+    "InceptionModule": (Versions("_Inception"), INCEPTION, INCEPTION_PROBES),
+    "VGGBlock": (Versions("_VGG"), VGG, VGG_PROBES),
 }
 
 
@@ -370,13 +234,16 @@ def _close(got: np.ndarray, want: np.ndarray) -> bool:
     return bool(np.allclose(got, want, rtol=1e-6, atol=max(1e-8, 1e-9 * scale)))
 
 
-def _variant_output(reference: Any, cls: type, entry: Entry, p: Probe) -> tuple[str, Any]:
-    """("ok", output) or ("error", message) for one wrong version, computed once per session."""
-    from grader.worker.probes import PROBES
-
-    key = f"catalogue|{cls.__name__}|{entry.kind}|{p}"
+def _variant_output(reference: Any, versions: Versions, entry: Entry, p: Probe) -> tuple[str, Any]:
+    """("ok", output) or ("error", message) for one wrong version, computed once per suite version."""
+    key = f"catalogue|{versions.name}|{entry.kind}|{p}"
     memo = reference.memo
     if key not in memo:
+        import torch
+
+        from grader.worker.probes import PROBES
+
+        cls = versions.load()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -411,7 +278,7 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
     """
     if target not in CATALOGUE:
         return None
-    cls, entries, probes = CATALOGUE[target]
+    versions, entries, probes = CATALOGUE[target]
     counted = run(student.build(target, *probes[0].args), "param_count")["total"]
     if counted == 0 and run(reference.build(target, *probes[0].args), "param_count")["total"] > 0:
         return Entry(f"{target}.unregistered_layers", "No layer is registered: layers kept in a plain Python list or "
@@ -425,7 +292,7 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
 
     def agrees(entry: Entry) -> bool:
         for p, (state, got) in zip(probes, student_out):
-            v_state, v_out = _variant_output(reference, cls, entry, p)
+            v_state, v_out = _variant_output(reference, versions, entry, p)
             if state != v_state:
                 return False
             if state == "ok" and not _close(got, v_out):
@@ -437,13 +304,14 @@ def identify(run: Callable[..., dict], student: Any, reference: Any, target: str
     for entry in entries:
         if agrees(entry):
             return entry
-    return _second_mistake(run, student, reference, target, agrees) if getattr(cls, "combines", False) else None
+    return _second_mistake(run, student, reference, target, agrees) if versions.combines else None
 
 
-def _variant_counts(reference: Any, cls: type, kind: str, probes: list[Probe]) -> list[int]:
+def _variant_counts(reference: Any, versions: Versions, kind: str, probes: list[Probe]) -> list[int]:
     """A wrong version's parameter count for each probe's constructor arguments (trusted side, memoised)."""
-    key = f"catalogue-count|{cls.__name__}|{kind}"
+    key = f"catalogue-count|{versions.name}|{kind}"
     if key not in reference.memo:
+        cls = versions.load()
         reference.memo[key] = [sum(t.numel() for t in cls(kind, *p.args).parameters()) for p in probes]
     return reference.memo[key]
 
@@ -458,13 +326,13 @@ def _second_mistake(run: Callable[..., dict], student: Any, reference: Any, targ
     outputs' mistake. Only for a block whose count differs from the specification,
     so a block with one uncatalogued mistake costs nothing more.
     """
-    cls, entries, probes = CATALOGUE[target]
+    versions, entries, probes = CATALOGUE[target]
     counts = [run(student.build(target, *p.args), "param_count")["total"] for p in probes]
     expected = [run(reference.build(target, *p.args), "param_count")["total"] for p in probes]
     if counts == expected:
         return None
-    structural = [e for e in entries if _variant_counts(reference, cls, e.kind, probes) == counts]
-    others = [e for e in entries if _variant_counts(reference, cls, e.kind, probes) == expected]
+    structural = [e for e in entries if _variant_counts(reference, versions, e.kind, probes) == counts]
+    others = [e for e in entries if _variant_counts(reference, versions, e.kind, probes) == expected]
     for first in structural:
         for second in others:
             if agrees(Entry(second.cause, second.says, f"{first.kind}+{second.kind}")):

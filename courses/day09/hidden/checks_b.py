@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 import pytest
 
-from grader.testing import Built, Mistake, SubmissionError, check, commas, cuda_not_available
+from grader.testing import Built, Mistake, SubmissionError, check, commas, cuda_available, cuda_not_available
 
 # --------------------------------------------------------------------------- probes, once per submission
 
@@ -400,9 +400,7 @@ def check_params(student: Any, reference: Any, target: str, args: tuple, mistake
 
 def need_cuda() -> None:
     """Skip (the test then carries no points) when the grading machine has no CUDA GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
+    if not cuda_available():
         pytest.skip("no CUDA GPU on this machine")
 
 

@@ -1,9 +1,10 @@
 """The default executor, ``local``: N forked grading processes on this machine.
 
 In: the run's context, then jobs. Out: each job's summary through its future.
-It imports torch, the engine and the reference here once, then forks the grading
-processes (``executors.process``) before any tensor operation, and never after
-CUDA starts, so they share what was loaded; each keeps one session for all its jobs.
+It imports the engine and reads the reference's cached results here once (the
+reference and torch too when there are none), then forks the grading processes
+(``executors.process``) before any tensor operation, and never after CUDA
+starts, so they share what was loaded; each keeps one session for all its jobs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from grader.classrun.executors.base import ExecutorContext
 from grader.classrun.executors.process import _worker_main
 from grader.classrun.jobs import _SPECS, Job, JobError, WorkerSettings, spec_file_of
+from grader.grading.gpu import cuda_usable
 from grader.spec import AssignmentSpec
 
 
@@ -86,44 +88,14 @@ def lanes_for_one(threads: int, gpu: bool) -> int:
     return max(1, lanes)
 
 
-def cuda_usable() -> bool:
-    """Whether submissions get the GPU, decided without initialising CUDA in this process.
-
-    ``torch.cuda.is_available()`` would start the CUDA driver here, and CUDA cannot
-    be used in a process forked after that. So: no when ``CUDA_VISIBLE_DEVICES`` is
-    empty or -1, when torch is a CPU build, or when there are no ``/dev/nvidia*``
-    devices; otherwise a short-lived forked child asks torch and exits.
-    """
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return False
-    if not any(Path("/dev").glob("nvidia[0-9]*")):   # asked before importing torch, which costs seconds
-        return False
-    import torch
-
-    if torch.version.cuda is None:
-        return False
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child only answers through its exit status
-        code = 1
-        try:
-            code = 0 if torch.cuda.is_available() else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
-
-
 def preload(spec: AssignmentSpec, gpu: bool = False) -> None:
     """What every grading process needs, imported once here so that forked workers share it.
 
-    The reference's cached results are read here once; the reference itself (and torchvision, which it
-    imports) only when there are none, so that a run after a suite version's first imports it only if a
-    submission asks for a result not there yet.
+    The reference's cached results are read here once; the reference itself (and torch and torchvision,
+    which it imports) only when there are none, so that a run after a suite version's first imports torch
+    only if a submission asks for a result not there yet (then in the grading process that needs it).
     """
-    import torch  # noqa: F401
-
-    import grader.grading.engine  # noqa: F401 - pytest, the plugin, the probe library
+    import grader.grading.engine  # noqa: F401 - pytest, the plugin, the test-author API
     import grader.report.html  # noqa: F401 - jinja2 and the templates
     from grader.grading import refcache
     from grader.grading.reference import load_reference
