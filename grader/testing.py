@@ -294,6 +294,18 @@ class ReferenceImplementation(Implementation):
         shape = [bound.arguments.get(d) if isinstance(d, str) else d for d in spec_target.dry_run_input]
         return shape if all(isinstance(n, int) and n > 0 for n in shape) else None
 
+    def probe_input(self, input_shape: list[int], seed: int = 0) -> Any:
+        """The input a probe makes for ``input_shape`` (``make_input``: float64, from a fixed seed), computed
+        here once per suite version and kept with the reference's results: a suite compares a submission's
+        output with this copy, never with the input the worker reports."""
+        key = json.dumps(["probe input", list(input_shape), seed])
+        if key not in self.memo:
+            from grader.worker.probes import make_input
+
+            self.memo[key] = _plain_copy({"input": make_input(list(input_shape), seed).numpy()})
+            self.computed += 1
+        return self.memo[key]["input"]
+
     def run_probe(self, built: Built, name: str, params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         key = json.dumps([built.target, built.args, built.kwargs, built.construct, built.stand_ins, name, params],
                          sort_keys=True, default=repr)

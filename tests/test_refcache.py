@@ -229,17 +229,26 @@ def test_where_the_cache_lives(monkeypatch, tmp_path):
 def test_a_grading_that_finds_every_result_cached_never_imports_torch(tmp_path):
     """torch (about a second to import) is the sandbox's: the grading process imports it only to compute a
     reference result that is neither memoised nor cached. `grader run` of Day 9's reference, once to fill the
-    cache and once more in a fresh process: the second never imports torch, and grades the same."""
+    cache and once more in a fresh process: the second imports torch neither in its own process nor in those it
+    forks (the grading process, the lanes' processes), and grades the same."""
     import subprocess
     import sys
 
-    code = ("import json, sys\nfrom grader.cli import main\ncode = main(sys.argv[1:])\n"
-            "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))\n")
+    code = ("import builtins, json, os, sys\n"
+            "seen, real = sys.argv.pop(1), builtins.__import__\n"
+            "def spy(name, *a, **k):\n"
+            "    if name.split('.')[0] == 'torch' and 'torch' not in sys.modules:\n"
+            "        open(seen, 'a').write(f'{os.getpid()}\\n')\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = spy\n"
+            "from grader.cli import main\ncode = main(sys.argv[1:])\n"
+            "print(json.dumps({'code': code, 'torch': os.path.exists(seen)}))\n")
     submission = ROOT / "reference" / "day09"
     runs = []
     for i in range(2):
         out = tmp_path / f"out-{i}"
-        proc = subprocess.run([sys.executable, "-c", code, "run", str(submission), "--out", str(out), "--jobs", "1"],
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"torch-{i}"), "run", str(submission),
+                               "--out", str(out), "--jobs", "1"],
                               capture_output=True, text=True, cwd=tmp_path, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append((json.loads(proc.stdout.strip().splitlines()[-1]),
@@ -250,3 +259,20 @@ def test_a_grading_that_finds_every_result_cached_never_imports_torch(tmp_path):
     assert [(t["name"], t["score"], t.get("output")) for t in second_results["tests"]] == \
         [(t["name"], t["score"], t.get("output")) for t in first_results["tests"]]
     assert second_results["score"] == first_results["score"] > 0
+
+
+def test_a_probes_input_is_computed_once_and_kept_with_the_results(tmp_path):
+    """What a suite compares a skip test's output with: the probes' own input, made on the trusted side once per
+    suite version (then read from the cache, without torch)."""
+    from grader.worker.probes import make_input
+
+    folder = course(tmp_path / "course")
+    spec = load_spec(folder)
+    with GradingSession(spec, cache_folder=tmp_path / "cache") as session:
+        x = session.reference.probe_input([2, 3, 4, 4])
+        computed = session.reference.computed
+        assert np.array_equal(session.reference.probe_input([2, 3, 4, 4]), x)
+        assert session.reference.computed == computed   # memoised
+    assert x.dtype == np.float64 and np.array_equal(x, make_input([2, 3, 4, 4]).numpy())
+    with GradingSession(spec, cache_folder=tmp_path / "cache") as again:
+        assert np.array_equal(again.reference.probe_input([2, 3, 4, 4]), x) and again.reference.computed == 0

@@ -73,16 +73,15 @@ def explain_error(fn: Callable[[], Any], message: str, hint: str | None, kinds: 
         raise Mistake(message, expected="no error", found=e.message[:600], hint=known or hint, cause=cause) from None
 
 
-def probe_input(result: dict[str, Any], input_shape: list[int]) -> np.ndarray:
-    """The input a probe fed the module, computed here on the trusted side (probes make it from a fixed seed).
+def probe_input(result: dict[str, Any], input_shape: list[int], reference: Any) -> np.ndarray:
+    """The input a probe fed the module, computed on the trusted side (probes make it from a fixed seed; the
+    reference's side keeps it with its results).
 
     A skip test compares the output with this copy, never with the input the
     worker reports, and fails when the reported one differs: the module wrote
     into the tensor the probe passed it (a reported value must not decide a grade).
     """
-    from grader.worker.probes import make_input
-
-    sent = make_input(list(input_shape)).numpy()
+    sent = reference.probe_input(list(input_shape))
     reported = result.get("input")
     if not (isinstance(reported, np.ndarray) and reported.shape == sent.shape and np.array_equal(reported, sent)):
         raise Mistake("The tensor passed to forward was changed by the module", expected="the input left unchanged",
