@@ -137,22 +137,13 @@ def startup_child(out_file: Path, assignment: str, demo: list[str]) -> None:
         stages.append((name, now - mark[0]))
         mark[0] = now
 
-    import torch
-
-    stage("import torch")
-    import torch._dynamo  # noqa: F401
-
-    stage("import torch._dynamo (optimizers, torchvision and the probe library use it)")
-    import torchvision  # noqa: F401
-
-    stage("import torchvision")
     import grader.cli  # noqa: F401
     import grader.commands.run  # noqa: F401
 
     stage("grader modules: the CLI and `run`")
     import grader.grading.engine  # noqa: F401
 
-    stage("grader modules: engine (pytest, plugin, probes)")
+    stage("grader modules: engine (pytest, plugin, test-author API)")
     import grader.classrun.run  # noqa: F401
 
     stage("grader modules: class runs (ingest, gradebook, keys)")
@@ -163,12 +154,10 @@ def startup_child(out_file: Path, assignment: str, demo: list[str]) -> None:
     from grader.grading.plugin import GradingPlugin, SuiteError
     from grader.spec import find_spec
     from grader.testing import ReferenceImplementation
-    from grader.worker import probes as probe_library
     from grader.grading.client import WorkerClient
 
     spec = find_spec(assignment)
     stage("assignment spec")
-    torch.set_num_threads(1)
     session = GradingSession(spec, threads=1)
     stage("grading session: reference results (from the cache if there) or the reference loaded")
     try:  # every test collected, none selected: pytest says "no tests ran" (exit 5), which is what is wanted here
@@ -177,6 +166,20 @@ def startup_child(out_file: Path, assignment: str, demo: list[str]) -> None:
         if "pytest exit 5" not in str(e):
             raise
     stage("hidden suite collected")
+    # torch: what the sandbox's zygote imports; the grading process only for a reference result not cached
+    torch_loaded_before = "torch" in sys.modules
+    import torch
+
+    stage("import torch (in the zygote; in the grading process only for a reference result not cached)")
+    import torch._dynamo  # noqa: F401
+
+    stage("import torch._dynamo (in the zygote: optimizers and torchvision use it)")
+    import torchvision  # noqa: F401
+
+    stage("import torchvision (in the zygote; the reference's)")
+    from grader.worker import probes as probe_library
+
+    torch.set_num_threads(1)
     session.sandbox  # noqa: B018 - start the zygote
     stage("sandbox zygote ready")
 
@@ -234,7 +237,7 @@ def startup_child(out_file: Path, assignment: str, demo: list[str]) -> None:
                                for k, v in student_probes.items() if v[0] != before_students.get(k, (0, 0.0))[0]},
         })
     session.close()
-    out_file.write_text(json.dumps({"stages": stages, "gradings": gradings}))
+    out_file.write_text(json.dumps({"stages": stages, "gradings": gradings, "torch_before_zygote": torch_loaded_before}))
 
 
 def interpreter_start(runs: int = 3) -> float:
@@ -336,7 +339,8 @@ def main() -> int:
         child_wall, proc = timed(child_cmd, env)
         must(proc, "the start-up and per-test process")
         child = json.loads(child_out.read_text())
-        figures["startup"] = {"interpreter_s": interp, "stages": child["stages"]}
+        figures["startup"] = {"interpreter_s": interp, "stages": child["stages"],
+                              "grader_imported_torch": child["torch_before_zygote"]}
         figures["gradings"] = child["gradings"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -358,7 +362,8 @@ def main() -> int:
 
     stages = [("interpreter (python -c pass, median of 3)", interp)] + [tuple(s) for s in child["stages"]]
     total = sum(s for _, s in stages)
-    print(f"\n== Start-up split (fresh process, stages one after another; {total:.2f} s in all), most costly first")
+    print(f"\n== Start-up split (fresh process, stages one after another; {total:.2f} s in all), most costly first; "
+          f"the grader's own stages imported torch: {'yes' if child['torch_before_zygote'] else 'no'}")
     table([(name, f"{s:.2f} s", f"{100 * s / total:.0f}%", ratio(s, yard)) for name, s in
            sorted(stages, key=lambda kv: -kv[1])])
 
