@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 
 from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module,
-                   build_without_random_init, call, fast_meta_batch_norm, keyed_fill, make_input, output_tensor, plain,
-                   probe, set_dropout, to_numpy)
+                   build_without_random_init, built_for_forward, call, fast_meta_batch_norm, keyed_fill, make_input,
+                   output_tensor, plain, probe, set_dropout, to_numpy)
 
 
 # The dtype of the probes that read a property of the forward (which parameters get a gradient, whether samples
@@ -46,18 +46,13 @@ def forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str = 
 
 
 def _forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str, on_meta: bool) -> dict[str, Any]:
+    model, x = built_for_forward(build, input_shape, on_meta, meta_dtype=torch.float32)
     if on_meta:
-        with torch.device("meta"):
-            model = as_module(build())
         tensors = [t for _, t in _named_parameters(model)] + [b for m in _modules_of(model) for b in m._buffers.values()
                                                                if b is not None]
         if torch.get_default_dtype() != torch.float32 or any(t.is_floating_point() and t.dtype != torch.float32
                                                              for t in tensors):
             raise ProbeFailure("not all float32: measured on the CPU")
-        x = torch.empty(*input_shape, dtype=torch.float32, device="meta")
-    else:
-        model = as_module(build_without_random_init(build))
-        x = make_input(input_shape, dtype=torch.float32)
     _train(model, mode == "train")
     with torch.no_grad(), (fast_meta_batch_norm() if on_meta else contextlib.nullcontext()):
         out = output_tensor(call(model, x))

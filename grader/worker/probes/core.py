@@ -280,6 +280,18 @@ def build_for_structure(build: Callable[[], Any]) -> Any:
         return build()
 
 
+def built_for_forward(build: Callable[[], Any], input_shape: list[int], on_meta: bool,
+                      meta_dtype: torch.dtype | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """The target and an input for a forward whose shapes, not values, are read: on the meta device (nothing
+    allocated or initialised; an empty input of ``meta_dtype``, the default dtype when None), or on the CPU
+    (built without random weights; the probes' float32 input)."""
+    if on_meta:
+        with torch.device("meta"):
+            model = as_module(build())
+        return model, torch.empty(*input_shape, dtype=meta_dtype, device="meta")
+    return as_module(build_without_random_init(build)), make_input(input_shape, dtype=torch.float32)
+
+
 def materialising(build: Callable[[], Any], input_shape: list[int] | None, seen: list[list[int]]) -> Callable[[], Any]:
     """``build`` followed, for a module with lazy layers, by a dry run at ``input_shape`` (noted in ``seen``)."""
     if not input_shape:

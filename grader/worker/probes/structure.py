@@ -17,8 +17,8 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .core import (_modules_of, _named_modules, _named_parameters, _tensor_numel, _train, ProbeFailure, as_module,
-                   build_for_structure, build_without_random_init, call, count_by_type, fast_meta_batch_norm, keyed_fill,
-                   make_input, output_tensor, probe)
+                   build_for_structure, build_without_random_init, built_for_forward, call, count_by_type,
+                   fast_meta_batch_norm, keyed_fill, make_input, output_tensor, probe)
 
 
 @probe
@@ -85,13 +85,7 @@ def execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str 
 
 
 def _execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str, on_meta: bool) -> dict[str, Any]:
-    if on_meta:
-        with torch.device("meta"):
-            model = as_module(build())
-        x = torch.empty(*input_shape, device="meta")
-    else:
-        model = as_module(build_without_random_init(build))
-        x = make_input(input_shape, dtype=torch.float32)
+    model, x = built_for_forward(build, input_shape, on_meta)
     _train(model, mode == "train")
     rows: list[dict[str, Any]] = []
     watched = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
