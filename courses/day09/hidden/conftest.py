@@ -7,7 +7,7 @@ import pytest
 import catalogue
 import checks_a
 import checks_b
-from grader.testing import Mistake, cuda_available
+from grader.testing import Mistake
 
 # The memoised probe runner each block's tests use, so naming a mistake reuses their forwards.
 _RUNNERS = {"ResidualBlock": checks_a.probe, "VGGBlock": checks_a.probe,
@@ -17,8 +17,7 @@ _RUNNERS = {"ResidualBlock": checks_a.probe, "VGGBlock": checks_a.probe,
 @pytest.fixture
 def cuda_gpu() -> None:
     """Skip the test (it then carries no points) when this machine has no CUDA GPU."""
-    if not cuda_available():
-        pytest.skip("no CUDA GPU on this machine")
+    checks_b.need_cuda()
 
 
 def pytest_configure(config: pytest.Config) -> None:

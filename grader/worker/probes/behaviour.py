@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module,
-                   build_without_random_init, built_for_forward, call, fast_meta_batch_norm, keyed_fill, make_input,
+from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, FastMetaBatchNorm, ProbeFailure,
+                   as_module, build_without_random_init, built_for_forward, call, keyed_fill, make_input,
                    output_tensor, plain, probe, set_dropout, to_numpy)
 
 
@@ -54,7 +54,7 @@ def _forward_shape(build: Callable[[], Any], input_shape: list[int], mode: str, 
                                                              for t in tensors):
             raise ProbeFailure("not all float32: measured on the CPU")
     _train(model, mode == "train")
-    with torch.no_grad(), (fast_meta_batch_norm() if on_meta else contextlib.nullcontext()):
+    with torch.no_grad(), (FastMetaBatchNorm() if on_meta else contextlib.nullcontext()):
         out = output_tensor(call(model, x))
     return {"shape": list(out.shape), "dtype": str(out.dtype).replace("torch.", "")}
 
@@ -130,7 +130,7 @@ def meta_forward(build: Callable[[], Any], input_shape: list[int]) -> dict[str, 
     model = as_module(build_without_random_init(build))
     _to(model, "meta")
     _train(model, False)
-    with torch.no_grad(), fast_meta_batch_norm():
+    with torch.no_grad(), FastMetaBatchNorm():
         out = output_tensor(call(model, torch.empty(*input_shape, device="meta")))
     return {"shape": list(out.shape), "device": str(out.device)}
 

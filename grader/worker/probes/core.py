@@ -262,10 +262,6 @@ class FastMetaBatchNorm(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def fast_meta_batch_norm() -> FastMetaBatchNorm:
-    return FastMetaBatchNorm()
-
-
 def build_for_structure(build: Callable[[], Any]) -> Any:
     """The target built for a probe that reads only its structure (layers, parameter counts).
 

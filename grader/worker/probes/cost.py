@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, ProbeFailure, as_module,
-                   build_without_random_init, call, count_by_type, fast_meta_batch_norm, make_input, output_tensor, probe)
+from .core import (_modules_of, _named_parameters, _tensor_numel, _to, _train, FastMetaBatchNorm, ProbeFailure,
+                   as_module, build_without_random_init, call, count_by_type, make_input, output_tensor, probe)
 
 
 # Batch norm's overloads as they reach a dispatch mode. FlopCounterMode decomposes every op it has no formula
@@ -100,7 +100,7 @@ def meta_cost(build: Callable[[], Any], input_shape: list[int] | None = None) ->
     if shape is not None:
         _to(model, "meta")
         _train(model, False)
-        with torch.no_grad(), flop_counter() as counter, fast_meta_batch_norm():
+        with torch.no_grad(), flop_counter() as counter, FastMetaBatchNorm():
             y = output_tensor(call(model, torch.empty(*shape, device="meta")))
         out["flops"] = int(counter.get_total_flops())
         out["out_shape"] = list(y.shape)

@@ -16,9 +16,9 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .core import (_modules_of, _named_modules, _named_parameters, _tensor_numel, _train, ProbeFailure, as_module,
-                   build_for_structure, build_without_random_init, built_for_forward, call, count_by_type,
-                   fast_meta_batch_norm, keyed_fill, make_input, output_tensor, probe)
+from .core import (_modules_of, _named_modules, _named_parameters, _tensor_numel, _train, FastMetaBatchNorm,
+                   ProbeFailure, as_module, build_for_structure, build_without_random_init, built_for_forward, call,
+                   count_by_type, keyed_fill, make_input, output_tensor, probe)
 
 
 @probe
@@ -111,7 +111,7 @@ def _execution_trace(build: Callable[[], Any], input_shape: list[int], mode: str
 
     handles = [m.register_forward_hook(hook) for m in _modules_of(model) if isinstance(m, watched)]
     try:
-        with torch.no_grad(), (fast_meta_batch_norm() if on_meta else contextlib.nullcontext()):
+        with torch.no_grad(), (FastMetaBatchNorm() if on_meta else contextlib.nullcontext()):
             out = output_tensor(call(model, x))
     finally:
         for h in handles:
