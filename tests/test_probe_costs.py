@@ -4,13 +4,16 @@ measured on the CPU as before."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from grader.worker.probes import PROBES, behaviour, cost, structure
-from grader.worker.probes.core import build_for_structure, build_without_random_init
+from grader.worker.probes import PROBES, behaviour, cost, structure, training
+from grader.worker.probes.core import build_for_structure, build_without_random_init, make_input
 from grader.worker.probes.training import adam
 
 
@@ -114,6 +117,70 @@ def test_adam_without_a_fused_kernel_for_the_parameters_is_plain_adam() -> None:
     for p in params:
         p.grad = torch.ones_like(p)
     optimizer.step()
+
+
+class CountsBackwards(Net):
+    """Net, counting the backward passes that reach its first layer; ``poison_after`` makes later outputs NaN."""
+
+    backwards = 0
+
+    def __init__(self, poison_after: int | None = None) -> None:
+        super().__init__()
+        self.poison_after, self.forwards = poison_after, 0
+        self.conv.weight.register_hook(lambda _: type(self)._count())
+
+    @classmethod
+    def _count(cls) -> None:
+        cls.backwards += 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.forwards += 1
+        out = super().forward(x)
+        return out * float("nan") if self.poison_after is not None and self.forwards > self.poison_after else out
+
+
+def plain_overfit_losses(model: nn.Module, shape: list[int], steps: int, lr: float, target: float) -> list[float]:
+    """The overfitting loop written out in full: a backward pass for every loss, the last one included."""
+    torch.manual_seed(0)
+    x, y = make_input(shape, seed=0, dtype=torch.float32), torch.arange(shape[0]) % 4
+    optimizer, losses = adam(model.parameters(), lr), []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]) or losses[-1] < target:
+            break
+        optimizer.step()
+    return losses
+
+
+@pytest.mark.parametrize(("target", "poison_after", "stops_at"), [
+    (1.2, None, "target"),   # stops early: the loss falls below the target
+    (0.0, None, "steps"),    # never reaches the target: every step taken
+    (0.0, 3, "nan"),         # the loss turns NaN on the fourth forward
+    (99.0, None, "first"),   # the first loss is already below the target
+])
+def test_overfit_answers_as_the_plain_loop_without_a_last_backward(target: float, poison_after: int | None,
+                                                                    stops_at: str) -> None:
+    shape, steps, lr = [4, 3, 8, 8], 12, 0.05
+
+    def build() -> nn.Module:
+        torch.manual_seed(5)
+        return CountsBackwards(poison_after)
+
+    CountsBackwards.backwards = 0
+    want = plain_overfit_losses(build(), shape, steps, lr, target)
+    plain_backwards, CountsBackwards.backwards = CountsBackwards.backwards, 0
+    got = training.overfit(build, shape, steps=steps, lr=lr, num_classes=4, target_loss=target)
+    assert np.array_equal(got["losses"], np.array(want), equal_nan=True)
+    assert got["without_grad"] == []
+    stopped_early = len(want) < steps or not math.isfinite(want[-1]) or want[-1] < target
+    expected_len = {"target": (2, steps - 1), "steps": (steps, steps), "nan": (4, 4), "first": (1, 1)}[stops_at]
+    assert expected_len[0] <= len(want) <= expected_len[1]
+    # the backward of the loss the loop stops on feeds no step; the first loss's backward is kept (it finds
+    # the parameters that get no gradient)
+    assert CountsBackwards.backwards == plain_backwards - (stopped_early and len(want) > 1)
 
 
 class WithDropout(Net):

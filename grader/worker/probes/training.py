@@ -68,11 +68,14 @@ def overfit(build: Callable[[], Any], input_shape: list[int], steps: int = 20, l
     for step in range(steps):
         optimizer.zero_grad()
         loss = F.cross_entropy(output_tensor(call(model, x)), y)
+        losses.append(float(loss.detach()))
+        done = not math.isfinite(losses[-1]) or losses[-1] < target_loss
+        if done and step > 0:
+            break  # a backward pass here would feed no step: the last loss is all that is kept
         loss.backward()
         if step == 0:
             no_grad = [n for n, p in _named_parameters(model) if p.grad is None or not bool(torch.any(p.grad != 0))]
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]) or losses[-1] < target_loss:
+        if done:
             break
         optimizer.step()
     return {"losses": np.array(losses, dtype=np.float64), "without_grad": no_grad}
