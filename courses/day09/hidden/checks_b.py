@@ -413,6 +413,9 @@ def cuda_result(result: dict[str, Any], student: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- training and GPU checks of the networks
 
+OVERFIT_BELOW = 0.25  # the lowest loss a network judged by check_overfit must reach
+
+
 def check_overfit(target: str, got: dict, want: dict, artifacts: dict) -> None:
     losses = [float(v) for v in got["losses"]]
     ref = [float(v) for v in want["losses"]]
@@ -424,7 +427,7 @@ def check_overfit(target: str, got: dict, want: dict, artifacts: dict) -> None:
           expected="a gradient for every parameter", found=", ".join(got["without_grad"][:5]),
           hint="Every layer created in __init__ must be used in forward.")
     best = min(losses)
-    if best < 0.25:
+    if best < OVERFIT_BELOW:
         return
     hint = "Compare your network with the docstring: a missing ReLU or a wrong layer makes it much harder to fit."
     if best > 1.45 and losses[0] < 2.4:
@@ -432,7 +435,7 @@ def check_overfit(target: str, got: dict, want: dict, artifacts: dict) -> None:
                 "probabilities over 10 classes: return logits (no softmax at the end); CrossEntropyLoss applies "
                 "log-softmax itself.")
     raise Mistake(f"{target} did not overfit one small batch of images in {len(losses)} Adam steps",
-                  expected=f"loss below 0.25 (the reference reaches {ref[-1]:.3f} after {len(ref)} steps)",
+                  expected=f"loss below {OVERFIT_BELOW:g} (the reference reaches {ref[-1]:.3f} after {len(ref)} steps)",
                   found=f"loss {losses[0]:.3f} -> best {best:.3f}", hint=hint)
 
 

@@ -14,6 +14,8 @@ ODD = (16, 4, 6, 8, 2, 4, 3)              # every branch a different width: 19 c
 TINY = (16, 2, 4, 2, 4, 2, 2)             # two channels per branch, for the receptive fields
 GOOGLENET_3A = (192, 64, 96, 128, 16, 32, 32)
 BRANCHES = ("the 1x1 branch", "the 3x3 branch", "the 5x5 branch", "the pool branch")
+OVERFIT = dict(input_shape=[2, 3, 32, 32], steps=40, lr=1e-3, kaiming=True, dropout_off=True, target_loss=0.2)
+OVERFIT_BELOW = cb.OVERFIT_BELOW
 EXPECTED_WIDTHS = (1, 3, 5, 3)
 
 
@@ -237,9 +239,9 @@ def test_simplified_inception_network_checks(student, reference):
 @pytest.mark.compares_outputs
 def test_simplified_inception_overfits(student, reference, artifacts):
     """SimplifiedInception can overfit one small batch (Adam, lr 1e-3, He init, dropout off)"""
-    shape, params = [2, 3, 32, 32], dict(steps=40, lr=1e-3, kaiming=True, dropout_off=True, target_loss=0.2)
-    want = cb.run(reference.build("SimplifiedInception"), "overfit", input_shape=shape, **params)
-    got = cb.run_or_explain(student, reference, "SimplifiedInception", (), "overfit", shape, **params)
+    params = {k: v for k, v in OVERFIT.items() if k != "input_shape"}
+    want = cb.run(reference.build("SimplifiedInception"), "overfit", **OVERFIT)
+    got = cb.run_or_explain(student, reference, "SimplifiedInception", (), "overfit", OVERFIT["input_shape"], **params)
     cb.check_overfit("SimplifiedInception", got, want, artifacts)
 
 

@@ -7,6 +7,9 @@ import pytest
 import checks_b as cb
 from grader.testing import Mistake, check, check_equal, grade
 
+OVERFIT = dict(input_shape=[4, 3, 32, 32], steps=30, lr=1e-3, target_loss=0.1)
+OVERFIT_BELOW = cb.OVERFIT_BELOW
+
 DSC_STRIDED = (16, 24, 2)
 DSC_LESSON = (32, 64)
 
@@ -245,9 +248,9 @@ def test_mobilenet_network_checks(student, reference):
 @pytest.mark.compares_outputs
 def test_mobilenet_overfits(student, reference, artifacts):
     """MobileNetV1 can overfit one small batch (Adam, lr 1e-3, train mode)"""
-    shape, params = [4, 3, 32, 32], dict(steps=30, lr=1e-3, target_loss=0.1)
-    want = cb.run(reference.build("MobileNetV1"), "overfit", input_shape=shape, **params)
-    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "overfit", shape, **params)
+    params = {k: v for k, v in OVERFIT.items() if k != "input_shape"}
+    want = cb.run(reference.build("MobileNetV1"), "overfit", **OVERFIT)
+    got = cb.run_or_explain(student, reference, "MobileNetV1", (), "overfit", OVERFIT["input_shape"], **params)
     cb.check_overfit("MobileNetV1", got, want, artifacts)
 
 

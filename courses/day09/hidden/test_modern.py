@@ -10,6 +10,8 @@ import checks_a as ca
 from grader.testing import Mistake, check, cuda_not_available, grade
 
 NET_INPUT = [2, 3, 32, 32]
+OVERFIT = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)
+OVERFIT_BELOW = 0.3
 MODERN_HINT = ("Stem Conv2d(3, 64, 3, padding=1) (bias kept) -> BatchNorm2d(64) -> ReLU; ResidualBlocks (64, 64, 1), "
                "(64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2), (512, 512, 1); "
                "AdaptiveAvgPool2d(1) -> flatten -> Dropout(0.5) -> Linear(512, num_classes). If the ResidualBlock "
@@ -141,13 +143,12 @@ def test_modern_logits(student):
 @pytest.mark.compares_outputs
 def test_modern_overfits(student, reference, artifacts):
     """ModernCNN starts near ln(10) and overfits one batch of 4 images within 10 Adam steps (train-mode loss)"""
-    params = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)
-    want = ca.probe(modern(reference), "overfit", **params)["losses"]
-    r = ca.explain_error(lambda: ca.probe(modern(student), "overfit", **params), "ModernCNN failed during training",
+    want = ca.probe(modern(reference), "overfit", **OVERFIT)["losses"]
+    r = ca.explain_error(lambda: ca.probe(modern(student), "overfit", **OVERFIT), "ModernCNN failed during training",
                          MODERN_HINT)
     artifacts.setdefault("loss_curves", {})["ModernCNN"] = {"student": [float(v) for v in r["losses"]],
                                                             "reference": [float(v) for v in want]}
-    ca.loss_curve_check(r["losses"], "ModernCNN", below=0.3, steps=10, start=(1.0, 6.0),
+    ca.loss_curve_check(r["losses"], "ModernCNN", below=OVERFIT_BELOW, steps=OVERFIT["steps"], start=(1.0, 6.0),
                         hint_plateau="Check that forward returns logits (no softmax) and that every layer is used.")
 
 

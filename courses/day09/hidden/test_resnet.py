@@ -14,6 +14,8 @@ from grader.testing import Mistake, check, commas, cuda_not_available, grade
 BLOCK_CONFIGS = [(64, 64, 1), (64, 128, 2), (64, 128, 1), (64, 64, 2)]
 BLOCK_INPUT = [2, 64, 8, 8]
 NET_INPUT = [2, 3, 32, 32]
+OVERFIT = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)  # on ResNet([1, 1, 1, 1], 10)
+OVERFIT_BELOW = 0.3
 
 SHORTCUT_HINT = ("Adding the shortcut needs the main path's shape: when the stride or the channel count changes, "
                  "the shortcut must be projected to the output's shape; otherwise it is the identity.")
@@ -492,13 +494,13 @@ def test_resnet_gradients_and_logits(student):
 @pytest.mark.compares_outputs
 def test_resnet_overfits(student, reference, artifacts):
     """ResNet([1, 1, 1, 1]) starts near ln(10) and overfits one batch of 4 images within 10 Adam steps (train-mode loss)"""
-    params = dict(input_shape=[4, 3, 32, 32], steps=10, lr=1e-3, target_loss=0.3)
-    want = ca.probe(net(reference, [1, 1, 1, 1], 10), "overfit", **params)["losses"]
-    r = ca.explain_error(lambda: ca.probe(net(student, [1, 1, 1, 1], 10), "overfit", **params),
+    want = ca.probe(net(reference, [1, 1, 1, 1], 10), "overfit", **OVERFIT)["losses"]
+    r = ca.explain_error(lambda: ca.probe(net(student, [1, 1, 1, 1], 10), "overfit", **OVERFIT),
                          "ResNet([1, 1, 1, 1]) failed during training", ca.INPLACE_HINT)
     artifacts.setdefault("loss_curves", {})["ResNet"] = {"student": [float(v) for v in r["losses"]],
                                                          "reference": [float(v) for v in want]}
-    ca.loss_curve_check(r["losses"], "ResNet([1, 1, 1, 1])", below=0.3, steps=10, start=(1.0, 6.0),
+    ca.loss_curve_check(r["losses"], "ResNet([1, 1, 1, 1])", below=OVERFIT_BELOW, steps=OVERFIT["steps"],
+                        start=(1.0, 6.0),
                         hint_plateau="Check that forward returns logits (no softmax) and that every layer is used; "
                                      "the structure tests above name the layer that differs.")
 

@@ -8,6 +8,10 @@ import checks_a as ca
 from grader.testing import Mistake, check, cuda_not_available, grade
 
 NET_INPUT = [2, 3, 32, 32]
+# Eval mode: VGG has no BatchNorm, so this is train mode with every dropout off (F.dropout too).
+OVERFIT = dict(input_shape=[4, 3, 32, 32], steps=20, lr=1e-4, kaiming=True, dropout_off=True, target_loss=0.3,
+               mode="eval")
+OVERFIT_BELOW = 0.3
 BLOCK_HINT = ("num_convs times Conv2d(3x3, padding=1) -> ReLU, the first conv from in_channels to out_channels and "
               "the others from out_channels to out_channels, then one MaxPool2d(kernel_size=2, stride=2).")
 VGG_HINT = ("Blocks VGGBlock(3, 64, 2), VGGBlock(64, 128, 2), VGGBlock(128, 256, 3), VGGBlock(256, 512, 3); flatten "
@@ -287,15 +291,12 @@ def test_vgg_dropout(student):
 @pytest.mark.compares_outputs
 def test_vgg_overfits(student, reference, artifacts):
     """SimplifiedVGG (Kaiming init, dropout off) overfits one batch of 4 images within 20 Adam steps"""
-    # Eval mode: VGG has no BatchNorm, so this is train mode with every dropout off (F.dropout too).
-    params = dict(input_shape=[4, 3, 32, 32], steps=20, lr=1e-4, kaiming=True, dropout_off=True, target_loss=0.3,
-                  mode="eval")
-    want = ca.probe(vgg(reference), "overfit", **params)["losses"]
-    r = ca.explain_error(lambda: ca.probe(vgg(student), "overfit", **params), "SimplifiedVGG failed during training",
+    want = ca.probe(vgg(reference), "overfit", **OVERFIT)["losses"]
+    r = ca.explain_error(lambda: ca.probe(vgg(student), "overfit", **OVERFIT), "SimplifiedVGG failed during training",
                          VGG_HINT)
     artifacts.setdefault("loss_curves", {})["SimplifiedVGG"] = {"student": [float(v) for v in r["losses"]],
                                                                 "reference": [float(v) for v in want]}
-    ca.loss_curve_check(r["losses"], "SimplifiedVGG", below=0.3, steps=20, start=None,
+    ca.loss_curve_check(r["losses"], "SimplifiedVGG", below=OVERFIT_BELOW, steps=OVERFIT["steps"], start=None,
                         hint_plateau="Check that forward returns logits (no softmax) and that every layer is used.")
 
 
