@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benches import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "overfit_sizes.py"
@@ -46,13 +46,6 @@ def bench_view() -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("overfit_sizes", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_settings_are_the_tests_own(bench_view):
     settings = bench_view["settings"]
     assert set(settings) == {"SimplifiedVGG", "ResNet", "ModernCNN", "SimplifiedInception", "MobileNetV1"}
@@ -87,10 +80,10 @@ def test_a_case_file_is_laid_over_the_reference(bench_view):
 
 @pytest.mark.parametrize("text, shape", [("4x32", (4, 32)), ("2X16", (2, 16))])
 def test_shape_argument(text, shape):
-    assert load_bench().parse_shape(text) == shape
+    assert load_bench("overfit_sizes").parse_shape(text) == shape
 
 
 @pytest.mark.parametrize("text", ["4by32", "4x", "0x32", "4x-1"])
 def test_bad_shape_argument_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError):
-        load_bench().parse_shape(text)
+        load_bench("overfit_sizes").parse_shape(text)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from benches import load_bench
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "report_speed.py"
 MAX_PAGE_BYTES = 2_000_000
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("report_speed", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_200_students_pages_exist_and_stay_under_2_mb(tmp_path):
-    result = load_bench().run(200, tmp_path)
+    result = load_bench("report_speed").run(200, tmp_path)
     assert result["students"] == 200
     assert len(result["pages"]) == 200
     for page in result["pages"]:

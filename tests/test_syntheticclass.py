@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from benches import load_bench
 from syntheticclass import FIXTURE, compose, load_fixture, make_class
 
 from grader.report.classreport import class_view
@@ -15,17 +15,9 @@ from grader.report.grouping import mistakes_of
 from grader.results import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench" / "corpus_results.py"
 CORPUS = ROOT / "tests" / "corpus"
 PADDING = "wrong/inception_5x5_padding1"
 CAT_DIM0 = "wrong/inception_cat_dim0"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("corpus_results", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def view_of(results) -> dict:
@@ -128,7 +120,7 @@ def test_fixture_is_up_to_date(graded_corpus):
         return {"reference": rows(data["reference"]), "skeleton": rows(data["skeleton"]["differs"]),
                 **{label: rows(case["differs"]) for label, case in data["cases"].items()}}
 
-    fresh = load_bench().grade_corpus(audit=graded_corpus)
+    fresh = load_bench("corpus_results").grade_corpus(audit=graded_corpus)
     stored = load_fixture().model_dump(mode="json")
     assert sorted(fresh["cases"]) == sorted(stored["cases"]), "the corpus changed: run bench/corpus_results.py"
     assert essentials(fresh) == essentials(stored), (
