@@ -8,10 +8,11 @@ For each network with an overfitting test in the Day 9 suite, it runs that test'
 ``overfit`` probe, with the test's own parameters (``OVERFIT`` and ``OVERFIT_BELOW``
 in the hidden test module), on the reference and on every corpus case that
 targets the network and whose mistake, if it names one, is the network's own
-(``targets`` and ``cause`` in its case.toml), once per ``--shape``
+(the case's ``targets`` and ``cause``, read by the audit's ``load_corpus``), once per ``--shape``
 (``BxS``: the batch and the image's side; the test's own shape first). It
 prints, per case and shape, the losses taken, the lowest loss, whether the test
-would pass, and the probe's time; then, per network, the median time per shape
+would pass (every loss finite, the lowest below the test's threshold, every
+parameter given a gradient), and the probe's time; then, per network, the median time per shape
 and every case whose verdict changes with the shape.
 
 A case's file is laid over the reference (the other files are the reference's),
@@ -27,30 +28,33 @@ process (one torch thread), not in the grading sandbox.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
+import math
 import os
 import platform
 import statistics
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-HIDDEN = ROOT / "courses" / "day09" / "hidden"
-REFERENCE = ROOT / "reference" / "day09"
+sys.path.insert(0, str(ROOT))
+
+from grader.authoring.audit import Case, load_corpus  # noqa: E402
+from grader.spec import AssignmentSpec, find_spec  # noqa: E402
+
 CORPUS = ROOT / "tests" / "corpus"
 
-# network -> (its file, its hidden test module, the constructor arguments its overfitting test uses)
-NETWORKS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
-    "SimplifiedVGG": ("vgg.py", "test_vgg", ()),
-    "ResNet": ("resnet.py", "test_resnet", ([1, 1, 1, 1], 10)),
-    "ModernCNN": ("modern.py", "test_modern", ()),
-    "SimplifiedInception": ("inception.py", "test_inception", ()),
-    "MobileNetV1": ("mobilenet.py", "test_mobilenet", ()),
+# network -> (its hidden test module, the constructor arguments its overfitting test uses)
+NETWORKS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "SimplifiedVGG": ("test_vgg", ()),
+    "ResNet": ("test_resnet", ([1, 1, 1, 1], 10)),
+    "ModernCNN": ("test_modern", ()),
+    "SimplifiedInception": ("test_inception", ()),
+    "MobileNetV1": ("test_mobilenet", ()),
 }
-LESSON_MODULES = ("vgg", "resnet", "inception", "mobilenet", "modern", "training", "visualize", "scaling")
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -63,38 +67,38 @@ def parse_shape(text: str) -> tuple[int, int]:
     return batch, side
 
 
-def test_settings(module_name: str) -> tuple[dict[str, Any], float]:
+def test_settings(spec: AssignmentSpec, module_name: str) -> tuple[dict[str, Any], float]:
     """The overfitting test's probe parameters and the loss it must get below, read from the hidden suite."""
-    if str(HIDDEN) not in sys.path:
-        sys.path.insert(0, str(HIDDEN))
+    if str(spec.hidden_tests) not in sys.path:
+        sys.path.insert(0, str(spec.hidden_tests))
     module = importlib.import_module(module_name)
     return dict(module.OVERFIT), float(module.OVERFIT_BELOW)
 
 
-def load_network(case_dir: Path | None, file: str, name: str) -> Callable[..., Any]:
-    """The network's class from ``case_dir/file`` laid over the reference (the reference's own if no case)."""
-    for module in LESSON_MODULES:
-        sys.modules.pop(module, None)
-    sys.path[:0] = [str(case_dir)] if case_dir else []
-    sys.path.insert(len([case_dir] if case_dir else []), str(REFERENCE))
+def load_network(spec: AssignmentSpec, case_dir: Path | None, name: str) -> Callable[..., Any]:
+    """The network's class from its file in ``case_dir`` laid over the reference (the reference's own if no case)."""
+    file = spec.target(name).file
+    for lesson_file in spec.files:
+        sys.modules.pop(Path(lesson_file).stem, None)
+    folders = ([str(case_dir)] if case_dir else []) + [str(spec.reference)]
+    sys.path[:0] = folders
     try:
-        spec = importlib.util.spec_from_file_location(file[:-3], (case_dir or REFERENCE) / file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[file[:-3]] = module
-        spec.loader.exec_module(module)
+        module_spec = importlib.util.spec_from_file_location(Path(file).stem, Path(folders[0]) / file)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[Path(file).stem] = module
+        module_spec.loader.exec_module(module)
         return getattr(module, name)
     finally:
-        del sys.path[: (2 if case_dir else 1)]
+        del sys.path[: len(folders)]
 
 
-def cases_for(network: str, file: str) -> list[tuple[str, Path | None]]:
-    found: list[tuple[str, Path | None]] = [("reference", None)]
-    for case_toml in sorted(CORPUS.glob("*/*/case.toml")):
-        case = tomllib.loads(case_toml.read_text(encoding="utf-8"))
-        own_mistake = case.get("cause", network).split(".")[0] == network
-        if network in case.get("targets", []) and own_mistake and (case_toml.parent / file).exists():
-            found.append((f"{case_toml.parent.parent.name}/{case_toml.parent.name}", case_toml.parent))
-    return found
+def cases_for(spec: AssignmentSpec, network: str) -> list[tuple[str, Path | None]]:
+    """The reference, then the corpus cases that target ``network`` with its file and no mistake of a block's."""
+    def judged(case: Case) -> bool:
+        own_mistake = case.cause is None or case.cause.split(".")[0] == network
+        return network in case.targets and own_mistake and spec.target(network).file in case.files
+
+    return [("reference", None)] + [(case.label, case.folder) for case in load_corpus(spec, CORPUS) if judged(case)]
 
 
 def main() -> int:
@@ -104,7 +108,6 @@ def main() -> int:
     parser.add_argument("--network", action="append", choices=sorted(NETWORKS), default=None)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from grader.worker.probes.core import has_lazy_layers, materialise
@@ -114,18 +117,20 @@ def main() -> int:
     print(f"machine: {platform.platform()}; {platform.processor() or platform.machine()}; "
           f"{len(os.sched_getaffinity(0))} usable cores; python {platform.python_version()}; torch {torch.__version__}; "
           "one torch thread", flush=True)
+    spec = find_spec("day09")
     changed: list[str] = []
     for network in args.network or list(NETWORKS):
-        file, test_module, ctor_args = NETWORKS[network]
-        params, below = test_settings(test_module)
+        test_module, ctor_args = NETWORKS[network]
+        dry_run_input = list(spec.target(network).dry_run_input)
+        params, below = test_settings(spec, test_module)
         own = (params["input_shape"][0], params["input_shape"][2])
         shapes = [own] + [s for s in (args.shape or [(2, 32)]) if s != own]
         print(f"\n== {network}: {test_module}.OVERFIT {params}, passes below {below:g}; shapes "
               + ", ".join(f"{b}x{s}" for b, s in shapes), flush=True)
         times: dict[tuple[int, int], list[float]] = {s: [] for s in shapes}
-        for label, case_dir in cases_for(network, file):
+        for label, case_dir in cases_for(spec, network):
             try:
-                cls = load_network(case_dir, file, network)
+                cls = load_network(spec, case_dir, network)
             except Exception as e:  # noqa: BLE001 - a case that cannot be imported is reported, not fatal
                 print(f"  {label:44s} import failed: {type(e).__name__}: {e}", flush=True)
                 continue
@@ -136,7 +141,7 @@ def main() -> int:
                 def build() -> Any:
                     model = cls(*ctor_args)
                     if has_lazy_layers(model):
-                        materialise(model, [1, 3, 32, 32])  # the documented input, as the suite does
+                        materialise(model, dry_run_input)  # the documented input, as the suite does
                     return model
 
                 started = time.perf_counter()
@@ -148,7 +153,8 @@ def main() -> int:
                     continue
                 spent = time.perf_counter() - started
                 losses = [float(v) for v in result["losses"]]
-                passed = bool(losses) and min(losses) < below and not result["without_grad"]
+                passed = (bool(losses) and all(map(math.isfinite, losses)) and min(losses) < below
+                          and not result["without_grad"])
                 verdicts.append("pass" if passed else "fail")
                 times[(batch, side)].append(spent)
                 cells.append(f"{batch}x{side}: {len(losses):2d} losses, lowest {min(losses):.3f}, "

@@ -12,26 +12,25 @@ import pytest
 from benches import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench" / "overfit_sizes.py"
 
 # Run apart: reading the settings imports the hidden suite's modules, and loading a network imports lesson
 # modules by their plain names, neither of which belongs in this process.
 PROBE = """
-import importlib.util, inspect, json, sys
-spec = importlib.util.spec_from_file_location("overfit_sizes", sys.argv[1])
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
-sys.path.insert(0, str(bench.ROOT))
+import inspect, json, sys
+sys.path.insert(0, "tests")
+from benches import load_bench
+bench = load_bench("overfit_sizes")
 from grader.worker.probes.training import overfit
+spec = bench.find_spec("day09")
 out = {"settings": {}, "cases": {}, "loaded": {}}
-for network, (file, module, ctor_args) in bench.NETWORKS.items():
-    params, below = bench.test_settings(module)
+for network, (module, ctor_args) in bench.NETWORKS.items():
+    params, below = bench.test_settings(spec, module)
     inspect.signature(overfit).bind(lambda: None, **params)  # every parameter is one the probe takes
     out["settings"][network] = {"params": params, "below": below}
-    out["cases"][network] = [label for label, _ in bench.cases_for(network, file)]
+    out["cases"][network] = [label for label, _ in bench.cases_for(spec, network)]
 case = bench.CORPUS / "right" / "vgg_ordered_dict"
 before = list(sys.path)
-cls = bench.load_network(case, "vgg.py", "SimplifiedVGG")
+cls = bench.load_network(spec, case, "SimplifiedVGG")
 out["loaded"] = {"file": inspect.getsourcefile(cls), "path_restored": sys.path == before,
                  "params": sum(p.numel() for p in cls().parameters())}
 print(json.dumps(out))
@@ -40,8 +39,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def bench_view() -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, str(BENCH)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
