@@ -363,7 +363,7 @@ def main() -> int:
          f"{class_wall:.1f} s in all with {figures['class']['jobs']} workers; checks {class_checks:.1f} s "
          f"({class_checks / args.class_n:.2f} s per submission); {len(graded)}/{args.class_n} graded"),
         ("  its floor: checks per submission / workers", f"{class_floor:.2f} s", ratio(class_floor, yard), "",
-         "what the class run's checks cost with both workers always busy, before any start-up; "
+         "what the class run's checks cost with every worker always busy, before any start-up; "
          + ("the target is below it" if class_floor / yard > 0.6 else "the target is above it")),
     ])
 
